@@ -1,0 +1,217 @@
+/**
+ * libsodium helpers shared by server, store app and player. One byte format everywhere:
+ * the server may use faster bindings later, but what goes over the wire is defined here.
+ */
+import sodiumModule from 'libsodium-wrappers';
+
+export type Sodium = typeof sodiumModule;
+let sodium: Sodium | undefined;
+
+/** Resolve once libsodium's WASM is loaded. Every other helper needs this to have been awaited. */
+export async function cryptoReady(): Promise<Sodium> {
+  await sodiumModule.ready;
+  sodium = sodiumModule;
+  return sodium;
+}
+
+function na(): Sodium {
+  if (!sodium) throw new Error('cryptoReady() must be awaited before using crypto helpers');
+  return sodium;
+}
+
+export const toB64 = (bytes: Uint8Array): string => na().to_base64(bytes, na().base64_variants.URLSAFE_NO_PADDING);
+export function fromB64(text: string): Uint8Array {
+  return na().from_base64(text, na().base64_variants.URLSAFE_NO_PADDING);
+}
+export const toHex = (bytes: Uint8Array): string => na().to_hex(bytes);
+export const randomBytes = (n: number): Uint8Array => na().randombytes_buf(n);
+const utf8 = new TextEncoder();
+const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
+export const encodeUtf8 = (s: string): Uint8Array => utf8.encode(s);
+export const decodeUtf8 = (b: Uint8Array): string => utf8Decoder.decode(b);
+
+export function concatBytes(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/** Constant-time equality for secrets and MACs. */
+export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && na().memcmp(a, b);
+}
+
+// ---------------------------------------------------------------- identities
+
+/** Ed25519 identity; the X25519 key used for sealed boxes is derived from it, so one key is pinned. */
+export interface Identity {
+  signPublicKey: Uint8Array;
+  signSecretKey: Uint8Array;
+}
+
+export function generateIdentity(): Identity {
+  const kp = na().crypto_sign_keypair();
+  return { signPublicKey: kp.publicKey, signSecretKey: kp.privateKey };
+}
+
+/** A terminal's address: a stable id derived from its public key (32 hex chars). */
+export function terminalIdFromPublicKey(signPublicKey: Uint8Array): string {
+  return toHex(na().crypto_generichash(16, signPublicKey, null));
+}
+
+export const boxPublicKeyOf = (signPublicKey: Uint8Array): Uint8Array =>
+  na().crypto_sign_ed25519_pk_to_curve25519(signPublicKey);
+export const boxSecretKeyOf = (signSecretKey: Uint8Array): Uint8Array =>
+  na().crypto_sign_ed25519_sk_to_curve25519(signSecretKey);
+
+// ---------------------------------------------------------------- signatures
+
+/** Purposes are mixed into every signature so a signed time can never pass as a licence, etc. */
+export type SignPurpose = 'licence' | 'time' | 'terminal-auth' | 'peer-auth';
+const purposeBytes = (p: SignPurpose) => encodeUtf8(`rental-delivery/v1/${p}\n`);
+
+export function signDetached(purpose: SignPurpose, data: Uint8Array, secretKey: Uint8Array): Uint8Array {
+  return na().crypto_sign_detached(concatBytes(purposeBytes(purpose), data), secretKey);
+}
+
+export function verifyDetached(
+  purpose: SignPurpose,
+  data: Uint8Array,
+  signature: Uint8Array,
+  publicKey: Uint8Array,
+): boolean {
+  if (signature.length !== 64 || publicKey.length !== 32) return false;
+  try {
+    return na().crypto_sign_verify_detached(signature, concatBytes(purposeBytes(purpose), data), publicKey);
+  } catch {
+    return false;
+  }
+}
+
+/** A JSON object signed as exact bytes (no canonicalisation needed: we verify the bytes we parse). */
+export interface SignedEnvelope {
+  data: string; // base64url of UTF-8 JSON
+  sig: string; // base64url Ed25519 signature
+}
+
+export function signJson(purpose: SignPurpose, value: unknown, secretKey: Uint8Array): SignedEnvelope {
+  const bytes = encodeUtf8(JSON.stringify(value));
+  return { data: toB64(bytes), sig: toB64(signDetached(purpose, bytes, secretKey)) };
+}
+
+/** Returns the parsed JSON if the signature is good, else undefined. */
+export function openSignedJson(purpose: SignPurpose, env: SignedEnvelope, publicKey: Uint8Array): unknown {
+  try {
+    const bytes = fromB64(env.data);
+    if (!verifyDetached(purpose, bytes, fromB64(env.sig), publicKey)) return undefined;
+    return JSON.parse(decodeUtf8(bytes));
+  } catch {
+    return undefined;
+  }
+}
+
+// ---------------------------------------------------------------- sealed boxes
+
+export const sealTo = (message: Uint8Array, boxPublicKey: Uint8Array): Uint8Array =>
+  na().crypto_box_seal(message, boxPublicKey);
+
+export function openSealed(sealed: Uint8Array, identity: Identity): Uint8Array | undefined {
+  try {
+    return na().crypto_box_seal_open(
+      sealed,
+      boxPublicKeyOf(identity.signPublicKey),
+      boxSecretKeyOf(identity.signSecretKey),
+    );
+  } catch {
+    return undefined;
+  }
+}
+
+// ---------------------------------------------------------------- secret boxes (data at rest)
+
+export function secretboxSeal(message: Uint8Array, key: Uint8Array): Uint8Array {
+  const nonce = randomBytes(na().crypto_secretbox_NONCEBYTES);
+  return concatBytes(nonce, na().crypto_secretbox_easy(message, nonce, key));
+}
+
+export function secretboxOpen(sealed: Uint8Array, key: Uint8Array): Uint8Array {
+  const n = na().crypto_secretbox_NONCEBYTES;
+  return na().crypto_secretbox_open_easy(sealed.subarray(n), sealed.subarray(0, n), key);
+}
+
+export const newContentKey = (): Uint8Array => na().crypto_secretstream_xchacha20poly1305_keygen();
+
+// ---------------------------------------------------------------- content chunks
+
+/**
+ * Content is cut into fixed plaintext chunks, and each chunk is one secretstream message with its
+ * own header. One stream for the whole title would force in-order decryption: no seeking in the
+ * player and no resuming at chunk N on the server without keeping per-order cipher state. The chunk
+ * index, the chunk count and the order id are bound as additional data and the last chunk carries
+ * TAG_FINAL, so reordering, splicing across orders and truncation still fail authentication.
+ */
+export const CHUNK_HEADER_BYTES = 24; // crypto_secretstream_xchacha20poly1305_HEADERBYTES
+export const CHUNK_ABYTES = 17; // crypto_secretstream_xchacha20poly1305_ABYTES
+export const cipherChunkLength = (plainLength: number): number => plainLength + CHUNK_HEADER_BYTES + CHUNK_ABYTES;
+
+export function chunkCount(size: number, chunkSize: number): number {
+  return Math.max(1, Math.ceil(size / chunkSize));
+}
+
+/** Plain length of chunk `index` of a title of `size` bytes. */
+export function plainChunkLength(size: number, chunkSize: number, index: number): number {
+  const total = chunkCount(size, chunkSize);
+  if (index < total - 1) return chunkSize;
+  return size - chunkSize * (total - 1);
+}
+
+export const chunkAd = (orderId: string, index: number, total: number): Uint8Array =>
+  encodeUtf8(`rental-delivery/v1/chunk\n${orderId}\n${index}\n${total}`);
+
+export function encryptChunk(
+  key: Uint8Array,
+  plain: Uint8Array,
+  orderId: string,
+  index: number,
+  total: number,
+): Uint8Array {
+  const s = na();
+  const { state, header } = s.crypto_secretstream_xchacha20poly1305_init_push(key);
+  const tag =
+    index === total - 1
+      ? s.crypto_secretstream_xchacha20poly1305_TAG_FINAL
+      : s.crypto_secretstream_xchacha20poly1305_TAG_MESSAGE;
+  const cipher = s.crypto_secretstream_xchacha20poly1305_push(state, plain, chunkAd(orderId, index, total), tag);
+  return concatBytes(header, cipher);
+}
+
+/** Decrypts one chunk, or returns undefined if it was tampered with, misplaced or from another order. */
+export function decryptChunk(
+  key: Uint8Array,
+  data: Uint8Array,
+  orderId: string,
+  index: number,
+  total: number,
+): Uint8Array | undefined {
+  const s = na();
+  if (data.length < CHUNK_HEADER_BYTES + CHUNK_ABYTES) return undefined;
+  try {
+    const state = s.crypto_secretstream_xchacha20poly1305_init_pull(data.subarray(0, CHUNK_HEADER_BYTES), key);
+    const out = s.crypto_secretstream_xchacha20poly1305_pull(
+      state,
+      data.subarray(CHUNK_HEADER_BYTES),
+      chunkAd(orderId, index, total),
+    );
+    if (!out) return undefined;
+    const wantFinal = index === total - 1;
+    const isFinal = out.tag === s.crypto_secretstream_xchacha20poly1305_TAG_FINAL;
+    if (wantFinal !== isFinal) return undefined;
+    return out.message;
+  } catch {
+    return undefined;
+  }
+}
