@@ -19,7 +19,8 @@ function na(): Sodium {
   return sodium;
 }
 
-export const toB64 = (bytes: Uint8Array): string => na().to_base64(bytes, na().base64_variants.URLSAFE_NO_PADDING);
+export const toB64 = (bytes: Uint8Array): string =>
+  na().to_base64(bytes, na().base64_variants.URLSAFE_NO_PADDING);
 export function fromB64(text: string): Uint8Array {
   return na().from_base64(text, na().base64_variants.URLSAFE_NO_PADDING);
 }
@@ -131,6 +132,17 @@ export function openSealed(sealed: Uint8Array, identity: Identity): Uint8Array |
   }
 }
 
+// ---------------------------------------------------------------- MACs (peer link)
+
+export const macOf = (data: Uint8Array, key: Uint8Array): Uint8Array => na().crypto_auth(data, key);
+export function macValid(mac: Uint8Array, data: Uint8Array, key: Uint8Array): boolean {
+  try {
+    return na().crypto_auth_verify(mac, data, key);
+  } catch {
+    return false;
+  }
+}
+
 // ---------------------------------------------------------------- secret boxes (data at rest)
 
 export function secretboxSeal(message: Uint8Array, key: Uint8Array): Uint8Array {
@@ -156,7 +168,8 @@ export const newContentKey = (): Uint8Array => na().crypto_secretstream_xchacha2
  */
 export const CHUNK_HEADER_BYTES = 24; // crypto_secretstream_xchacha20poly1305_HEADERBYTES
 export const CHUNK_ABYTES = 17; // crypto_secretstream_xchacha20poly1305_ABYTES
-export const cipherChunkLength = (plainLength: number): number => plainLength + CHUNK_HEADER_BYTES + CHUNK_ABYTES;
+export const cipherChunkLength = (plainLength: number): number =>
+  plainLength + CHUNK_HEADER_BYTES + CHUNK_ABYTES;
 
 export function chunkCount(size: number, chunkSize: number): number {
   return Math.max(1, Math.ceil(size / chunkSize));
@@ -185,7 +198,12 @@ export function encryptChunk(
     index === total - 1
       ? s.crypto_secretstream_xchacha20poly1305_TAG_FINAL
       : s.crypto_secretstream_xchacha20poly1305_TAG_MESSAGE;
-  const cipher = s.crypto_secretstream_xchacha20poly1305_push(state, plain, chunkAd(orderId, index, total), tag);
+  const cipher = s.crypto_secretstream_xchacha20poly1305_push(
+    state,
+    plain,
+    chunkAd(orderId, index, total),
+    tag,
+  );
   return concatBytes(header, cipher);
 }
 
@@ -200,7 +218,10 @@ export function decryptChunk(
   const s = na();
   if (data.length < CHUNK_HEADER_BYTES + CHUNK_ABYTES) return undefined;
   try {
-    const state = s.crypto_secretstream_xchacha20poly1305_init_pull(data.subarray(0, CHUNK_HEADER_BYTES), key);
+    const state = s.crypto_secretstream_xchacha20poly1305_init_pull(
+      data.subarray(0, CHUNK_HEADER_BYTES),
+      key,
+    );
     const out = s.crypto_secretstream_xchacha20poly1305_pull(
       state,
       data.subarray(CHUNK_HEADER_BYTES),

@@ -78,7 +78,9 @@ export const TerminalView = z.strictObject({
 export type TerminalView = z.infer<typeof TerminalView>;
 
 export const ContentState = z.enum(['scheduled', 'waiting-terminal', 'delivering', 'delivered']);
+export type ContentState = z.infer<typeof ContentState>;
 export const KeyState = z.enum(['scheduled', 'waiting-terminal', 'delivered', 'not-delivered']);
+export type KeyState = z.infer<typeof KeyState>;
 /** One status a person can read: what the rental is doing now. */
 export const OrderStatus = z.enum([
   'scheduled', // nothing due yet
@@ -280,6 +282,7 @@ export const ServerMessage = z.discriminatedUnion('type', [
     sealedKey: B64(200),
     notAfter: Epoch,
   }),
+  z.strictObject({ type: z.literal('delivery.cancel'), orderId: OrderId }),
 ]);
 export type ServerMessage = z.infer<typeof ServerMessage>;
 export type ServerMessageOf<T extends ServerMessage['type']> = Extract<ServerMessage, { type: T }>;

@@ -34,7 +34,9 @@ export function windowState(w: Window, now: number): WindowState {
   return 'open';
 }
 
-export type TrustedNow = { ok: true; now: number } | { ok: false; reason: 'clock-turned-back'; behindMs: number };
+export type TrustedNow =
+  | { ok: true; now: number }
+  | { ok: false; reason: 'clock-turned-back'; behindMs: number };
 
 export class TrustedClock {
   private anchor: { server: number; mono: number } | undefined;
@@ -56,7 +58,9 @@ export class TrustedClock {
   /** Best estimate of real time, or a refusal when the device clock was turned back. */
   now(): TrustedNow {
     const wall = this.clock.now();
-    const anchored = this.anchor ? this.anchor.server + (this.clock.monotonic() - this.anchor.mono) : undefined;
+    const anchored = this.anchor
+      ? this.anchor.server + (this.clock.monotonic() - this.anchor.mono)
+      : undefined;
     if (anchored === undefined && wall < this.highWater - this.toleranceMs) {
       return { ok: false, reason: 'clock-turned-back', behindMs: this.highWater - wall };
     }

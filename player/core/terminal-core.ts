@@ -1,0 +1,478 @@
+/**
+ * The terminal: the same core in the headless CLI and the player app. It keeps its identity,
+ * authenticates to the server by its key, shows a pairing code until linked, stores ciphertext as
+ * it arrives (resuming where storage left off), verifies licences against the pinned server key,
+ * decrypts only inside the window by trusted time, and wipes key and ciphertext when it closes.
+ */
+import {
+  chunkCount,
+  cipherChunkLength,
+  concatBytes,
+  decryptChunk,
+  fromB64,
+  generateIdentity,
+  type Identity,
+  openSignedJson,
+  plainChunkLength,
+  signDetached,
+  terminalIdFromPublicKey,
+  toB64,
+} from '../../shared/crypto.ts';
+import { RentalError } from '../../shared/errors.ts';
+import { type Licence, unsealContentKey, verifyLicence } from '../../shared/licence.ts';
+import {
+  type DeliveryOffer,
+  decodeChunkFrame,
+  ServerMessage,
+  type ServerMessageOf,
+  SignedTime,
+  type TerminalWelcome,
+} from '../../shared/protocol.ts';
+import type { SocketFactory, SocketLike } from '../../shared/rental-client.ts';
+import { type Clock, systemClock, TrustedClock, windowState } from '../../shared/rental-window.ts';
+import type { StoredRental, TerminalStorage } from './terminal-storage.ts';
+
+export const TERMINAL_ERROR_CODES = [
+  'NOT_FOUND',
+  'NO_LICENCE',
+  'WINDOW_NOT_OPEN',
+  'EXPIRED',
+  'CLOCK_TURNED_BACK',
+  'INCOMPLETE',
+  'TAMPERED',
+] as const;
+export type TerminalErrorCode = (typeof TERMINAL_ERROR_CODES)[number];
+
+export class TerminalError extends Error {
+  constructor(
+    readonly code: TerminalErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'TerminalError';
+  }
+}
+
+export type TerminalEvent =
+  | { type: 'connected'; url: string }
+  | { type: 'disconnected'; url: string; retryInMs: number }
+  | ({ type: 'welcome' } & TerminalWelcome)
+  | {
+      type: 'linked';
+      linked: boolean;
+      name: string;
+      pairingCode: string | null;
+      pairingExpiresAt: number | null;
+    }
+  | { type: 'offer'; rental: StoredRental }
+  | { type: 'progress'; orderId: string; have: number; total: number }
+  | { type: 'stored'; orderId: string }
+  | { type: 'licence'; orderId: string; notBefore: number; notAfter: number }
+  | { type: 'expired'; orderId: string }
+  | { type: 'rejected'; orderId: string; reason: string }
+  | { type: 'server-error'; code: string; message: string };
+
+export interface TerminalOptions {
+  serverUrl: string;
+  storage: TerminalStorage;
+  socketFactory: SocketFactory;
+  kind: 'headless' | 'desktop' | 'set-top' | 'browser';
+  name: string;
+  clock?: Clock;
+  onEvent?: (e: TerminalEvent) => void;
+  /** Chunks stored between progress reports (each report follows a durable flush). */
+  progressEvery?: number;
+  /** Largest chunk size accepted from a server. */
+  maxChunkSize?: number;
+}
+
+interface Link {
+  url: string;
+  primary: boolean;
+  ws?: SocketLike;
+  nonce?: Uint8Array;
+  backoffMs: number;
+  authId?: number;
+}
+
+interface Download {
+  link: Link;
+  rental: StoredRental;
+  /** Chunks are written strictly in order, one after another. */
+  chain: Promise<void>;
+  sinceReport: number;
+  failed: boolean;
+}
+
+const MAX_BACKOFF_MS = 10_000;
+
+export class TerminalCore {
+  private identity!: Identity;
+  private trusted!: TrustedClock;
+  private serverPublicKey: Uint8Array | undefined;
+  private readonly links = new Map<string, Link>();
+  private readonly downloads = new Map<string, Download>();
+  private readonly expiryTimers = new Map<string, ReturnType<typeof setTimeout>>();
+  private stopped = false;
+  private nextId = 1;
+  private readonly clock: Clock;
+  terminalId = '';
+  linked = false;
+  pairingCode: string | null = null;
+
+  constructor(private readonly opts: TerminalOptions) {
+    this.clock = opts.clock ?? systemClock;
+  }
+
+  /** Load or create the identity, sweep expired rentals, and connect. */
+  async start(): Promise<void> {
+    await this.init();
+    this.connect(this.opts.serverUrl, true);
+  }
+
+  /** Load state without connecting (for offline commands such as play or list). */
+  async init(): Promise<void> {
+    let id = await this.opts.storage.loadIdentity();
+    if (!id) {
+      id = generateIdentity();
+      await this.opts.storage.saveIdentity(id);
+    }
+    this.identity = id;
+    this.terminalId = terminalIdFromPublicKey(id.signPublicKey);
+    const state = await this.opts.storage.loadState();
+    this.serverPublicKey = state.serverPublicKey ? fromB64(state.serverPublicKey) : undefined;
+    this.trusted = new TrustedClock(this.clock, state.highWater);
+    for (const r of await this.opts.storage.rentals()) {
+      if (!r.expired) this.scheduleExpiry(r.orderId, r.notAfter);
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const t of this.expiryTimers.values()) clearTimeout(t);
+    for (const l of this.links.values()) l.ws?.close();
+  }
+
+  /** Time as the terminal trusts it, or the reason it cannot. */
+  trustedNow() {
+    return this.trusted.now();
+  }
+
+  rentals(): Promise<StoredRental[]> {
+    return this.opts.storage.rentals();
+  }
+
+  async licenceOf(orderId: string): Promise<Licence | undefined> {
+    const env = await this.opts.storage.licence(orderId);
+    if (!env || !this.serverPublicKey) return undefined;
+    return verifyLicence(env, this.serverPublicKey, this.terminalId);
+  }
+
+  /** Ask for a fresh pairing code (the old one expired). */
+  refreshPairing(): void {
+    const link = this.links.get(this.opts.serverUrl);
+    if (link?.ws?.readyState === 1) this.send(link, { type: 'terminal.pairing.refresh', id: this.nextId++ });
+  }
+
+  /**
+   * Decrypt a rental chunk by chunk into `sink`, only inside its window. The clear title is never
+   * assembled here; the sink decides where it goes (a file, stdout, a media element's buffer).
+   */
+  async decrypt(
+    orderId: string,
+    sink: (plain: Uint8Array, index: number) => Promise<void> | void,
+  ): Promise<Licence> {
+    const r = await this.opts.storage.rental(orderId);
+    if (!r) throw new TerminalError('NOT_FOUND', 'no such rental on this terminal');
+    if (r.expired)
+      throw new TerminalError('EXPIRED', 'the rental period has ended; key and content were wiped');
+    const env = await this.opts.storage.licence(orderId);
+    if (!env || !this.serverPublicKey)
+      throw new TerminalError('NO_LICENCE', 'the key has not been delivered yet');
+    let licence: Licence;
+    try {
+      licence = verifyLicence(env, this.serverPublicKey, this.terminalId);
+    } catch {
+      throw new TerminalError('TAMPERED', 'the stored licence is not valid for this terminal');
+    }
+    const now = this.trusted.now();
+    await this.saveHighWater();
+    if (!now.ok) {
+      throw new TerminalError(
+        'CLOCK_TURNED_BACK',
+        `this device's clock is ${Math.round(now.behindMs / 60000)} min behind the last trusted time; fix the clock or connect to the server`,
+      );
+    }
+    const state = windowState(licence, now.now);
+    if (state === 'not-yet')
+      throw new TerminalError('WINDOW_NOT_OPEN', 'the rental period has not started yet');
+    if (state === 'expired') {
+      await this.expire(orderId);
+      throw new TerminalError('EXPIRED', 'the rental period has ended; key and content were wiped');
+    }
+    if (r.have < r.totalChunks) {
+      throw new TerminalError('INCOMPLETE', `only ${r.have} of ${r.totalChunks} chunks have arrived`);
+    }
+    const key = unsealContentKey(licence, this.identity);
+    for (let i = 0; i < r.totalChunks; i++) {
+      const cipher = await this.opts.storage.readChunk(r, i);
+      const plain = cipher && decryptChunk(key, cipher, orderId, i, r.totalChunks);
+      if (!plain) throw new TerminalError('TAMPERED', `chunk ${i} failed authentication`);
+      await sink(plain, i);
+    }
+    return licence;
+  }
+
+  // ------------------------------------------------------------ connection
+
+  private connect(url: string, primary: boolean): void {
+    if (this.stopped) return;
+    const link: Link = this.links.get(url) ?? { url, primary, backoffMs: 250 };
+    this.links.set(url, link);
+    const ws = this.opts.socketFactory(url);
+    ws.binaryType = 'arraybuffer';
+    link.ws = ws;
+    ws.addEventListener('message', (ev) => {
+      if (typeof ev.data === 'string') this.onText(link, ev.data);
+      else if (ev.data instanceof ArrayBuffer) this.onChunk(link, new Uint8Array(ev.data));
+    });
+    ws.addEventListener('error', () => {});
+    ws.addEventListener('close', () => {
+      for (const [orderId, d] of this.downloads) if (d.link === link) this.downloads.delete(orderId);
+      if (this.stopped) return;
+      const retry = Math.round(link.backoffMs * (0.75 + Math.random() * 0.5));
+      link.backoffMs = Math.min(link.backoffMs * 2, MAX_BACKOFF_MS);
+      this.emit({ type: 'disconnected', url, retryInMs: retry });
+      setTimeout(() => this.connect(url, primary), retry);
+    });
+  }
+
+  private send(link: Link, msg: Record<string, unknown>): void {
+    if (link.ws?.readyState === 1) link.ws.send(JSON.stringify(msg));
+  }
+
+  private emit(e: TerminalEvent) {
+    this.opts.onEvent?.(e);
+  }
+
+  private onText(link: Link, text: string): void {
+    let parsed: ReturnType<typeof ServerMessage.safeParse>;
+    try {
+      parsed = ServerMessage.safeParse(JSON.parse(text));
+    } catch {
+      return;
+    }
+    if (!parsed.success) return;
+    const m = parsed.data;
+    switch (m.type) {
+      case 'server.hello':
+        void this.onHello(link, m);
+        break;
+      case 'result':
+        if (m.re === link.authId) this.onWelcome(link, m.value as TerminalWelcome);
+        break;
+      case 'error':
+        this.emit({ type: 'server-error', code: m.code, message: m.message });
+        break;
+      case 'terminal.linked':
+        this.linked = m.linked;
+        this.pairingCode = m.pairingCode;
+        this.emit({ ...m, type: 'linked' });
+        break;
+      case 'delivery.offer':
+        void this.onOffer(link, m);
+        break;
+      case 'licence.deliver':
+        void this.onLicence(link, m);
+        break;
+    }
+  }
+
+  private async onHello(link: Link, m: ServerMessageOf<'server.hello'>): Promise<void> {
+    const presented = fromB64(m.serverPublicKey);
+    if (!this.serverPublicKey) {
+      // First contact pins the server key (trust on first use, like an SSH host key).
+      this.serverPublicKey = presented;
+      await this.saveHighWater();
+    } else if (toB64(this.serverPublicKey) !== m.serverPublicKey) {
+      this.emit({
+        type: 'server-error',
+        code: 'BAD_SIGNATURE',
+        message: 'server key differs from the pinned one; refusing',
+      });
+      link.ws?.close();
+      return;
+    }
+    const time = SignedTime.safeParse(openSignedJson('time', m.time, this.serverPublicKey));
+    if (time.success && time.data.nonce === m.nonce) {
+      this.trusted.observeServerTime(time.data.t);
+      await this.saveHighWater();
+    }
+    link.nonce = fromB64(m.nonce);
+    link.authId = this.nextId++;
+    const signature = signDetached(
+      'terminal-auth',
+      concatBytes(link.nonce, this.identity.signPublicKey),
+      this.identity.signSecretKey,
+    );
+    this.send(link, {
+      type: 'terminal.auth',
+      id: link.authId,
+      signPublicKey: toB64(this.identity.signPublicKey),
+      signature: toB64(signature),
+      kind: this.opts.kind,
+      name: this.opts.name,
+    });
+  }
+
+  private onWelcome(link: Link, w: TerminalWelcome): void {
+    link.backoffMs = 250;
+    this.emit({ type: 'connected', url: link.url });
+    if (!link.primary) return;
+    this.linked = w.linked;
+    this.pairingCode = w.pairingCode;
+    this.emit({ type: 'welcome', ...w });
+    for (const url of w.contentUrls) if (!this.links.has(url)) this.connect(url, false);
+  }
+
+  // ------------------------------------------------------------ content
+
+  private async onOffer(link: Link, m: DeliveryOffer): Promise<void> {
+    const reject = (reason: string) => {
+      this.send(link, { type: 'delivery.reject', orderId: m.orderId, reason });
+      this.emit({ type: 'rejected', orderId: m.orderId, reason });
+    };
+    const maxChunk = this.opts.maxChunkSize ?? 1024 * 1024;
+    if (m.chunkSize > maxChunk || m.totalChunks !== chunkCount(m.size, m.chunkSize)) {
+      return reject('offer has an invalid chunk layout');
+    }
+    const existing = await this.opts.storage.rental(m.orderId);
+    if (existing?.expired) return reject('rental already expired here');
+    const now = this.trusted.now();
+    if (now.ok && now.now >= m.notAfter) return reject('rental period already over');
+    let rental: StoredRental;
+    if (existing && existing.size === m.size && existing.chunkSize === m.chunkSize) {
+      rental = existing;
+    } else {
+      rental = {
+        orderId: m.orderId,
+        itemNumber: m.itemNumber,
+        title: m.title,
+        mimeType: m.mimeType,
+        size: m.size,
+        chunkSize: m.chunkSize,
+        totalChunks: m.totalChunks,
+        have: 0,
+        notAfter: m.notAfter,
+        expired: false,
+      };
+      await this.opts.storage.putRental(rental);
+      this.emit({ type: 'offer', rental });
+    }
+    this.scheduleExpiry(rental.orderId, rental.notAfter);
+    this.downloads.set(m.orderId, { link, rental, chain: Promise.resolve(), sinceReport: 0, failed: false });
+    this.send(link, { type: 'delivery.accept', orderId: m.orderId, from: rental.have });
+    if (rental.have >= rental.totalChunks) this.emit({ type: 'stored', orderId: m.orderId });
+  }
+
+  private onChunk(link: Link, frame: Uint8Array): void {
+    const f = decodeChunkFrame(frame);
+    const d = f && this.downloads.get(f.orderId);
+    if (!f || !d || d.link !== link || d.failed) return;
+    // Copy: the frame's buffer belongs to the socket.
+    const cipher = f.cipher.slice();
+    d.chain = d.chain
+      .then(() => this.storeChunk(d, f.index, cipher))
+      .catch((err) => {
+        d.failed = true;
+        this.send(link, { type: 'delivery.reject', orderId: d.rental.orderId, reason: 'storage failed' });
+        this.emit({ type: 'rejected', orderId: d.rental.orderId, reason: `storage failed: ${String(err)}` });
+      });
+  }
+
+  private async storeChunk(d: Download, index: number, cipher: Uint8Array): Promise<void> {
+    const r = d.rental;
+    if (index < r.have) return; // a resend of something already stored
+    if (index !== r.have) throw new Error(`chunk ${index} arrived out of order (expected ${r.have})`);
+    if (cipher.length !== cipherChunkLength(plainChunkLength(r.size, r.chunkSize, index))) {
+      throw new Error(`chunk ${index} has the wrong length`);
+    }
+    await this.opts.storage.writeChunk(r, index, cipher);
+    r.have = index + 1;
+    d.sinceReport++;
+    const done = r.have === r.totalChunks;
+    if (done || d.sinceReport >= (this.opts.progressEvery ?? 16)) {
+      d.sinceReport = 0;
+      await this.opts.storage.flush(r.orderId);
+      await this.opts.storage.putRental(r);
+      this.send(d.link, { type: 'delivery.progress', orderId: r.orderId, have: r.have });
+      this.emit({ type: 'progress', orderId: r.orderId, have: r.have, total: r.totalChunks });
+      if (done) {
+        this.downloads.delete(r.orderId);
+        this.emit({ type: 'stored', orderId: r.orderId });
+      }
+    }
+  }
+
+  // ------------------------------------------------------------ licences and expiry
+
+  private async onLicence(link: Link, m: ServerMessageOf<'licence.deliver'>): Promise<void> {
+    let licence: Licence;
+    try {
+      if (!this.serverPublicKey) throw new RentalError('BAD_SIGNATURE', 'no pinned server key');
+      licence = verifyLicence(m.licence, this.serverPublicKey, this.terminalId);
+      if (licence.orderId !== m.orderId)
+        throw new RentalError('BAD_SIGNATURE', 'licence is for another order');
+      unsealContentKey(licence, this.identity);
+    } catch (err) {
+      return this.emit({ type: 'rejected', orderId: m.orderId, reason: (err as Error).message });
+    }
+    // issuedAt is server-signed: time is at least that now.
+    this.trusted.highWater = Math.max(this.trusted.highWater, licence.issuedAt);
+    const now = this.trusted.now();
+    if (now.ok && now.now >= licence.notAfter) {
+      this.send(link, { type: 'licence.ack', orderId: m.orderId });
+      return this.expire(m.orderId);
+    }
+    await this.opts.storage.putLicence(m.orderId, m.licence);
+    this.scheduleExpiry(m.orderId, licence.notAfter);
+    this.send(link, { type: 'licence.ack', orderId: m.orderId });
+    this.emit({
+      type: 'licence',
+      orderId: m.orderId,
+      notBefore: licence.notBefore,
+      notAfter: licence.notAfter,
+    });
+  }
+
+  private scheduleExpiry(orderId: string, notAfter: number): void {
+    clearTimeout(this.expiryTimers.get(orderId));
+    const now = this.trusted.now();
+    const wait = notAfter - (now.ok ? now.now : this.clock.now());
+    if (wait <= 0) {
+      void this.expire(orderId);
+      return;
+    }
+    // Re-check at least hourly: timers drift, and setTimeout caps at ~24.8 days.
+    const t = setTimeout(() => this.scheduleExpiry(orderId, notAfter), Math.min(wait, 3_600_000));
+    (t as { unref?: () => void }).unref?.();
+    this.expiryTimers.set(orderId, t);
+  }
+
+  private async expire(orderId: string): Promise<void> {
+    clearTimeout(this.expiryTimers.get(orderId));
+    this.expiryTimers.delete(orderId);
+    this.downloads.delete(orderId);
+    const r = await this.opts.storage.rental(orderId);
+    if (r?.expired) return;
+    await this.opts.storage.wipe(orderId);
+    this.emit({ type: 'expired', orderId });
+  }
+
+  private async saveHighWater(): Promise<void> {
+    await this.opts.storage.saveState({
+      highWater: this.trusted.highWater,
+      serverPublicKey: this.serverPublicKey ? toB64(this.serverPublicKey) : null,
+    });
+  }
+}

@@ -1,0 +1,48 @@
+/**
+ * What a terminal keeps: its identity, the trusted-time high-water mark, and per rental the
+ * delivery record, the ciphertext chunks and the licence. The headless terminal keeps it in files;
+ * the player app keeps it in IndexedDB (Dexie). The core only talks to this interface.
+ */
+import type { Identity, SignedEnvelope } from '../../shared/crypto.ts';
+
+export interface StoredRental {
+  orderId: string;
+  itemNumber: number;
+  title: string;
+  mimeType: string;
+  size: number;
+  chunkSize: number;
+  totalChunks: number;
+  /** Chunks 0..have-1 are stored. */
+  have: number;
+  notAfter: number;
+  /** Set once the window closed and key and ciphertext were wiped. */
+  expired: boolean;
+}
+
+export interface TerminalState {
+  highWater: number;
+  /** The server's signing key, pinned at first contact. */
+  serverPublicKey: string | null;
+}
+
+export interface TerminalStorage {
+  loadIdentity(): Promise<Identity | undefined>;
+  saveIdentity(identity: Identity): Promise<void>;
+  loadState(): Promise<TerminalState>;
+  saveState(state: TerminalState): Promise<void>;
+
+  rentals(): Promise<StoredRental[]>;
+  rental(orderId: string): Promise<StoredRental | undefined>;
+  putRental(rental: StoredRental): Promise<void>;
+  /** Store chunk `index` (ciphertext). Must be readable after a crash once putRental recorded it. */
+  writeChunk(rental: StoredRental, index: number, cipher: Uint8Array): Promise<void>;
+  readChunk(rental: StoredRental, index: number): Promise<Uint8Array | undefined>;
+  /** Make written chunks durable before they are reported as stored. */
+  flush(orderId: string): Promise<void>;
+
+  licence(orderId: string): Promise<SignedEnvelope | undefined>;
+  putLicence(orderId: string, licence: SignedEnvelope): Promise<void>;
+  /** Forget key and ciphertext; the rental record stays, marked expired. */
+  wipe(orderId: string): Promise<void>;
+}

@@ -1,0 +1,138 @@
+/** Terminal storage in a folder: the headless terminal's. Identity is a 0600 file. */
+import { existsSync, mkdirSync } from 'node:fs';
+import { open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  cipherChunkLength,
+  fromB64,
+  type Identity,
+  type SignedEnvelope,
+  toB64,
+} from '../../shared/crypto.ts';
+import type { StoredRental, TerminalState, TerminalStorage } from '../core/terminal-storage.ts';
+
+async function writeAtomic(file: string, text: string, mode = 0o600) {
+  const tmp = `${file}.tmp`;
+  const fh = await open(tmp, 'w', mode);
+  try {
+    await fh.writeFile(text);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, file);
+}
+
+async function readJson<T>(file: string): Promise<T | undefined> {
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+export class FileStorage implements TerminalStorage {
+  constructor(readonly dir: string) {
+    mkdirSync(join(dir, 'rentals'), { recursive: true, mode: 0o700 });
+  }
+
+  private rentalDir(orderId: string) {
+    if (!UUID.test(orderId)) throw new Error('invalid order id');
+    return join(this.dir, 'rentals', orderId);
+  }
+
+  async loadIdentity() {
+    const j = await readJson<{ signPublicKey: string; signSecretKey: string }>(
+      join(this.dir, 'identity.json'),
+    );
+    return j && { signPublicKey: fromB64(j.signPublicKey), signSecretKey: fromB64(j.signSecretKey) };
+  }
+  async saveIdentity(id: Identity) {
+    await writeAtomic(
+      join(this.dir, 'identity.json'),
+      JSON.stringify({ signPublicKey: toB64(id.signPublicKey), signSecretKey: toB64(id.signSecretKey) }),
+    );
+  }
+  async loadState(): Promise<TerminalState> {
+    return (
+      (await readJson<TerminalState>(join(this.dir, 'state.json'))) ?? { highWater: 0, serverPublicKey: null }
+    );
+  }
+  async saveState(state: TerminalState) {
+    await writeAtomic(join(this.dir, 'state.json'), JSON.stringify(state));
+  }
+
+  async rentals() {
+    const out: StoredRental[] = [];
+    for (const name of await readdir(join(this.dir, 'rentals'))) {
+      if (!UUID.test(name)) continue;
+      const r = await this.rental(name);
+      if (r) out.push(r);
+    }
+    return out;
+  }
+  async rental(orderId: string) {
+    return readJson<StoredRental>(join(this.rentalDir(orderId), 'rental.json'));
+  }
+  async putRental(r: StoredRental) {
+    const dir = this.rentalDir(r.orderId);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    await writeAtomic(join(dir, 'rental.json'), JSON.stringify(r));
+  }
+  async writeChunk(r: StoredRental, index: number, cipher: Uint8Array) {
+    const fh = await open(
+      join(this.rentalDir(r.orderId), 'content.enc'),
+      existsSync(join(this.rentalDir(r.orderId), 'content.enc')) ? 'r+' : 'w+',
+      0o600,
+    );
+    try {
+      await fh.write(cipher, 0, cipher.length, index * cipherChunkLength(r.chunkSize));
+    } finally {
+      await fh.close();
+    }
+  }
+  async readChunk(r: StoredRental, index: number) {
+    const stride = cipherChunkLength(r.chunkSize);
+    const plainLen = index < r.totalChunks - 1 ? r.chunkSize : r.size - r.chunkSize * (r.totalChunks - 1);
+    const len = cipherChunkLength(plainLen);
+    let fh: Awaited<ReturnType<typeof open>>;
+    try {
+      fh = await open(join(this.rentalDir(r.orderId), 'content.enc'), 'r');
+    } catch {
+      return undefined;
+    }
+    try {
+      const buf = new Uint8Array(len);
+      const { bytesRead } = await fh.read(buf, 0, len, index * stride);
+      return bytesRead === len ? buf : undefined;
+    } finally {
+      await fh.close();
+    }
+  }
+  async flush(orderId: string) {
+    const file = join(this.rentalDir(orderId), 'content.enc');
+    if (!existsSync(file)) return;
+    const fh = await open(file, 'r+');
+    try {
+      await fh.datasync();
+    } finally {
+      await fh.close();
+    }
+  }
+  async licence(orderId: string) {
+    return readJson<SignedEnvelope>(join(this.rentalDir(orderId), 'licence.json'));
+  }
+  async putLicence(orderId: string, licence: SignedEnvelope) {
+    mkdirSync(this.rentalDir(orderId), { recursive: true, mode: 0o700 });
+    await writeAtomic(join(this.rentalDir(orderId), 'licence.json'), JSON.stringify(licence));
+  }
+  async wipe(orderId: string) {
+    const dir = this.rentalDir(orderId);
+    await rm(join(dir, 'licence.json'), { force: true });
+    await rm(join(dir, 'content.enc'), { force: true });
+    const r = await this.rental(orderId);
+    if (r) await this.putRental({ ...r, expired: true, have: 0 });
+  }
+}

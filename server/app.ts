@@ -1,0 +1,179 @@
+/**
+ * Builds a running server from options: HTTP + WebSocket on one port, the key role, the content
+ * role, or both in one process (the default, where instructions are plain calls).
+ */
+import { createReadStream, mkdirSync } from 'node:fs';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { extname, join, resolve } from 'node:path';
+import { cryptoReady } from '../shared/crypto.ts';
+import { LIMITS } from '../shared/limits.ts';
+import { type Conn, ConnectionHub, type Role } from './connection-hub.ts';
+import { ContentDelivery, type ContentDispatcher, type DeliveryStatus } from './content/delivery.ts';
+import { catalogView, MediaStore } from './content/media-store.ts';
+import { PeerClient, RemoteContent } from './content/peer-link.ts';
+import { Accounts } from './key/accounts.ts';
+import { DeliveryQueue } from './key/delivery-queue.ts';
+import { Orders } from './key/orders.ts';
+import { Terminals } from './key/terminals.ts';
+import { log } from './log.ts';
+import { loadServerIdentity } from './server-identity.ts';
+import { SqliteRepository } from './store/sqlite.ts';
+
+export interface ServerOptions {
+  dataDir: string;
+  host?: string;
+  port?: number;
+  role?: Role;
+  /** Shortest rental accepted, in seconds (tests and demos use short ones). */
+  minRentalSeconds?: number;
+  /** Load the demo catalog when the catalog is empty. */
+  seedDemo?: boolean;
+  /** Content role alone: the key server to take instructions from. */
+  keyServerUrl?: string;
+  /** Key role alone: the content servers' WebSocket URLs, told to terminals. */
+  contentUrls?: string[];
+  connectionsPerIp?: number;
+}
+
+export interface RunningServer {
+  url: string;
+  wsUrl: string;
+  port: number;
+  role: Role;
+  hub: ConnectionHub;
+  repo: SqliteRepository;
+  media: MediaStore;
+  close(): Promise<void>;
+}
+
+export async function startServer(opts: ServerOptions): Promise<RunningServer> {
+  await cryptoReady();
+  const role = opts.role ?? 'all';
+  const dataDir = resolve(opts.dataDir);
+  mkdirSync(dataDir, { recursive: true });
+  const identity = loadServerIdentity(dataDir);
+  const repo = new SqliteRepository(join(dataDir, 'rental.sqlite'));
+  const media = new MediaStore(dataDir, repo);
+  if (opts.seedDemo ?? true) {
+    const n = await media.seedDemoCatalog();
+    if (n) log('info', 'demo-catalog-loaded', { titles: n });
+  }
+
+  const http = createServer((req, res) => void serveHttp(req, res, role, media, repo));
+  const hub = new ConnectionHub(http, identity, role, {
+    connectionsPerIp: opts.connectionsPerIp ?? LIMITS.connectionsPerIp,
+  });
+  hub.handle('ping', async () => ({ time: Date.now() }));
+  hub.handle('catalog.list', async () => ({ items: (await repo.catalog()).map(catalogView) }));
+
+  let queue: DeliveryQueue | undefined;
+  let peer: PeerClient | undefined;
+  let local: ContentDelivery | undefined;
+  const onStatus = (s: DeliveryStatus) => {
+    if (queue) void queue.onContentStatus(s);
+    else peer?.report(s);
+  };
+  if (role !== 'key') local = new ContentDelivery(hub, repo, media, onStatus);
+
+  if (role === 'content') {
+    if (!opts.keyServerUrl) throw new Error('--role content needs --key-server ws://HOST:PORT/ws');
+    hub.handle('terminal.auth', async (conn: Conn, m) => {
+      const terminalId = hub.authenticateTerminal(conn, m.signPublicKey, m.signature);
+      return { terminalId, linked: false, pairingCode: null, pairingExpiresAt: null, contentUrls: [] };
+    });
+    peer = new PeerClient(opts.keyServerUrl, identity.peerKey, () => local as ContentDelivery);
+  } else {
+    const terminals = new Terminals(hub, repo, () => opts.contentUrls ?? []);
+    new Accounts(hub, repo);
+    const dispatcher: ContentDispatcher =
+      role === 'all' ? (local as ContentDelivery) : new RemoteContent(hub, identity.peerKey, onStatus);
+    const orders = new Orders(
+      hub,
+      repo,
+      terminals,
+      identity.storageKey,
+      opts.minRentalSeconds ?? LIMITS.defaultMinRentalSeconds,
+      () => queue?.poke(),
+    );
+    queue = new DeliveryQueue(hub, repo, identity, orders, dispatcher);
+  }
+
+  await new Promise<void>((ok, fail) => {
+    http.once('error', fail);
+    http.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => ok());
+  });
+  const port = (http.address() as AddressInfo).port;
+  const host = opts.host && opts.host !== '0.0.0.0' && opts.host !== '::' ? opts.host : '127.0.0.1';
+  const hostPart = host.includes(':') ? `[${host}]` : host;
+  queue?.start();
+  peer?.start();
+
+  return {
+    url: `http://${hostPart}:${port}/`,
+    wsUrl: `ws://${hostPart}:${port}/ws`,
+    port,
+    role,
+    hub,
+    repo,
+    media,
+    async close() {
+      queue?.close();
+      peer?.close();
+      await hub.close();
+      http.closeAllConnections();
+      await new Promise<void>((ok) => http.close(() => ok()));
+      await repo.close();
+    },
+  };
+}
+
+const POSTER_TYPES: Record<string, string> = {
+  '.jpg': 'image/jpeg',
+  '.jpeg': 'image/jpeg',
+  '.png': 'image/png',
+  '.webp': 'image/webp',
+};
+
+async function serveHttp(
+  req: IncomingMessage,
+  res: ServerResponse,
+  role: Role,
+  media: MediaStore,
+  repo: SqliteRepository,
+): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://local');
+  try {
+    if (url.pathname === '/health') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      return void res.end(JSON.stringify({ ok: true, role }));
+    }
+    const poster = /^\/posters\/(\d{1,9})$/.exec(url.pathname);
+    if (poster) {
+      const item = await repo.catalogItem(Number(poster[1]));
+      if (!item?.posterFile) return notFound(res);
+      res.writeHead(200, {
+        'content-type': POSTER_TYPES[extname(item.posterFile)] ?? 'application/octet-stream',
+        'cache-control': 'public, max-age=3600',
+      });
+      return void createReadStream(media.path(item.posterFile)).pipe(res);
+    }
+    if (url.pathname === '/') {
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+      return void res.end(
+        `<!doctype html><title>Rental Delivery</title><h1>Rental Delivery server</h1>
+<p>Role: ${role}. WebSocket endpoint: <code>/ws</code>. Health: <a href="/health">/health</a>.</p>`,
+      );
+    }
+    notFound(res);
+  } catch (err) {
+    log('error', 'http-failed', { path: url.pathname, error: String(err) });
+    if (!res.headersSent) res.writeHead(500);
+    res.end();
+  }
+}
+
+function notFound(res: ServerResponse) {
+  res.writeHead(404, { 'content-type': 'text/plain' });
+  res.end('not found');
+}

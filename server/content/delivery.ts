@@ -1,0 +1,207 @@
+/**
+ * The content store's delivery engine. On a delivery instruction it encrypts the title for that one
+ * order, chunk by chunk, and pushes it to the terminal. Memory stays bounded: one chunk is read,
+ * encrypted and sent at a time, at most a window of chunks is unacknowledged, and sending pauses
+ * while the socket's buffer is full. The terminal says which chunk to start from, so a broken
+ * transfer (or a restarted server) resumes where the terminal's storage left off.
+ */
+import { open } from 'node:fs/promises';
+import { chunkCount, encryptChunk, plainChunkLength } from '../../shared/crypto.ts';
+import { RentalError } from '../../shared/errors.ts';
+import { LIMITS } from '../../shared/limits.ts';
+import { type ContentState, encodeChunkFrame } from '../../shared/protocol.ts';
+import type { Conn, ConnectionHub } from '../connection-hub.ts';
+import { log } from '../log.ts';
+import type { Repository } from '../store/repository.ts';
+import type { MediaStore } from './media-store.ts';
+
+/** What the key server tells the content store (claim 21: item number and terminal address). */
+export interface DeliveryInstruction {
+  orderId: string;
+  itemNumber: number;
+  terminalId: string;
+  contentKey: Uint8Array;
+  notAfter: number;
+}
+
+export interface DeliveryStatus {
+  orderId: string;
+  have: number;
+  total: number;
+  state: ContentState;
+}
+
+/** How the key server reaches a content store, in-process or over the peer link. */
+export interface ContentDispatcher {
+  instruct(instruction: DeliveryInstruction): void;
+  cancel(orderId: string): void;
+}
+
+interface Session {
+  conn: Conn;
+  have: number;
+  total: number;
+  accepted?: (from: number) => void;
+  wake?: () => void;
+  cancelled: boolean;
+  lastReport: number;
+}
+
+const ACCEPT_TIMEOUT_MS = 30_000;
+const REPORT_EVERY_MS = 200;
+
+export class ContentDelivery implements ContentDispatcher {
+  private readonly pending = new Map<string, DeliveryInstruction>();
+  private readonly sessions = new Map<string, Session>();
+
+  constructor(
+    private readonly hub: ConnectionHub,
+    private readonly repo: Repository,
+    private readonly media: MediaStore,
+    private readonly report: (status: DeliveryStatus) => void,
+  ) {
+    hub.on('terminal-online', (conn) => {
+      for (const instr of this.pending.values()) {
+        if (instr.terminalId === conn.terminalId) this.start(instr);
+      }
+    });
+    hub.on('terminal-offline', (conn) => {
+      for (const [orderId, s] of this.sessions) {
+        if (s.conn === conn) {
+          this.stop(orderId);
+          this.report({ orderId, have: s.have, total: s.total, state: 'waiting-terminal' });
+        }
+      }
+    });
+    hub.handle('delivery.accept', async (conn, m) => {
+      const s = this.sessionFor(conn, m.orderId);
+      s.accepted?.(m.from);
+      return {};
+    });
+    hub.handle('delivery.progress', async (conn, m) => {
+      const s = this.sessionFor(conn, m.orderId);
+      if (m.have > s.total) throw new RentalError('BAD_MESSAGE', 'progress beyond the last chunk');
+      s.have = Math.max(s.have, m.have);
+      s.wake?.();
+      return {};
+    });
+    hub.handle('delivery.reject', async (conn, m) => {
+      this.sessionFor(conn, m.orderId);
+      log('warn', 'delivery-rejected', { orderId: m.orderId, reason: m.reason });
+      this.stop(m.orderId);
+      return {};
+    });
+  }
+
+  instruct(instr: DeliveryInstruction): void {
+    this.pending.set(instr.orderId, instr);
+    this.start(instr);
+  }
+
+  cancel(orderId: string): void {
+    this.pending.delete(orderId);
+    this.stop(orderId);
+  }
+
+  /** Orders being delivered right now (for status pages and tests). */
+  active(): string[] {
+    return [...this.sessions.keys()];
+  }
+
+  private sessionFor(conn: Conn, orderId: string): Session {
+    const s = this.sessions.get(orderId);
+    // Another terminal's order is reported exactly like an unknown one.
+    if (!s || s.conn !== conn)
+      throw new RentalError('NOT_FOUND', 'no delivery of that order to this terminal');
+    return s;
+  }
+
+  private stop(orderId: string) {
+    const s = this.sessions.get(orderId);
+    if (!s) return;
+    s.cancelled = true;
+    s.wake?.();
+    s.accepted?.(-1);
+    this.sessions.delete(orderId);
+  }
+
+  private start(instr: DeliveryInstruction) {
+    const conn = this.hub.terminal(instr.terminalId);
+    if (!conn || this.sessions.has(instr.orderId)) return;
+    if (Date.now() >= instr.notAfter) {
+      this.pending.delete(instr.orderId);
+      return;
+    }
+    const s: Session = { conn, have: 0, total: 1, cancelled: false, lastReport: 0 };
+    this.sessions.set(instr.orderId, s);
+    this.run(instr, s).catch((err) => {
+      log('warn', 'delivery-interrupted', { orderId: instr.orderId, error: String(err) });
+      if (this.sessions.get(instr.orderId) === s) this.sessions.delete(instr.orderId);
+    });
+  }
+
+  private async run(instr: DeliveryInstruction, s: Session): Promise<void> {
+    const item = await this.repo.catalogItem(instr.itemNumber);
+    if (!item) throw new Error(`item ${instr.itemNumber} is not in the catalog`);
+    const chunkSize = LIMITS.chunkSize;
+    const total = chunkCount(item.size, chunkSize);
+    s.total = total;
+    const from = await new Promise<number>((resolve) => {
+      s.accepted = resolve;
+      setTimeout(() => resolve(-1), ACCEPT_TIMEOUT_MS).unref();
+      s.conn.send({
+        type: 'delivery.offer',
+        orderId: instr.orderId,
+        itemNumber: item.itemNumber,
+        title: item.title,
+        mimeType: item.mimeType,
+        size: item.size,
+        chunkSize,
+        totalChunks: total,
+        notAfter: instr.notAfter,
+      });
+    });
+    s.accepted = undefined;
+    if (s.cancelled || from < 0) throw new Error('terminal did not accept the delivery');
+    s.have = Math.min(from, total);
+    this.report({ orderId: instr.orderId, have: s.have, total, state: 'delivering' });
+    const fh = await open(this.media.path(item.mediaFile), 'r');
+    try {
+      const plain = Buffer.allocUnsafe(chunkSize);
+      let lastSend: Promise<void> = Promise.resolve();
+      for (let i = s.have; i < total && !s.cancelled; i++) {
+        while (!s.cancelled && i - s.have >= LIMITS.deliveryWindowChunks)
+          await this.waitForProgress(s, instr);
+        if (s.cancelled) break;
+        const len = plainChunkLength(item.size, chunkSize, i);
+        const { bytesRead } = await fh.read(plain, 0, len, i * chunkSize);
+        if (bytesRead !== len)
+          throw new Error(`media file for item ${item.itemNumber} is shorter than catalogued`);
+        const cipher = encryptChunk(instr.contentKey, plain.subarray(0, len), instr.orderId, i, total);
+        lastSend = s.conn.sendBinary(encodeChunkFrame(instr.orderId, i, cipher));
+        if (s.conn.ws.bufferedAmount > LIMITS.maxSocketBufferedBytes) await lastSend;
+      }
+      await lastSend;
+      while (!s.cancelled && s.have < total) await this.waitForProgress(s, instr);
+    } finally {
+      await fh.close();
+    }
+    if (s.cancelled) return;
+    this.sessions.delete(instr.orderId);
+    this.pending.delete(instr.orderId);
+    log('info', 'delivery-complete', { orderId: instr.orderId, chunks: total });
+    this.report({ orderId: instr.orderId, have: total, total, state: 'delivered' });
+  }
+
+  private async waitForProgress(s: Session, instr: DeliveryInstruction) {
+    await new Promise<void>((resolve) => {
+      s.wake = resolve;
+    });
+    s.wake = undefined;
+    const now = Date.now();
+    if (now - s.lastReport >= REPORT_EVERY_MS || s.have >= s.total) {
+      s.lastReport = now;
+      this.report({ orderId: instr.orderId, have: s.have, total: s.total, state: 'delivering' });
+    }
+  }
+}

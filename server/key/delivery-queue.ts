@@ -1,0 +1,194 @@
+/**
+ * The durable job queue of the key server. Every order has three jobs stored with it: content
+ * delivery, key delivery and expiry. A job leaves the table only when its work is confirmed (the
+ * terminal stored every chunk, acknowledged the licence, or the window closed), so a restart or an
+ * offline terminal just means the job runs again later. Timers only decide *when* to look.
+ *
+ * The licence is never sent before its key-delivery time and never at or after notAfter, and it
+ * is issued once: a resend carries the same signed bytes.
+ */
+import { secretboxOpen } from '../../shared/crypto.ts';
+import { RentalError } from '../../shared/errors.ts';
+import { issueLicence } from '../../shared/licence.ts';
+import type { ConnectionHub } from '../connection-hub.ts';
+import type { ContentDispatcher, DeliveryStatus } from '../content/delivery.ts';
+import { log } from '../log.ts';
+import type { ServerIdentity } from '../server-identity.ts';
+import type { JobRow, Repository } from '../store/repository.ts';
+import type { Orders } from './orders.ts';
+
+const MAX_SLEEP_MS = 30_000;
+
+export class DeliveryQueue {
+  private timer: NodeJS.Timeout | undefined;
+  private ticking: Promise<void> | undefined;
+  private again = false;
+  private closed = false;
+  /** Jobs handed off and awaiting confirmation, so a tick does not start them twice. */
+  private readonly inFlight = new Set<string>();
+
+  constructor(
+    private readonly hub: ConnectionHub,
+    private readonly repo: Repository,
+    private readonly identity: ServerIdentity,
+    private readonly orders: Orders,
+    private readonly content: ContentDispatcher,
+  ) {
+    hub.on('terminal-online', () => this.poke());
+    hub.on('terminal-offline', (conn) => {
+      for (const key of this.inFlight)
+        if (key.startsWith('key:') && key.endsWith(`:${conn.terminalId}`)) this.inFlight.delete(key);
+      this.poke();
+    });
+    hub.handle('licence.ack', async (conn, m) => {
+      const o = await repo.orderById(m.orderId);
+      if (!o || o.terminalId !== conn.terminalId)
+        throw new RentalError('NOT_FOUND', 'no such licence for this terminal');
+      if (o.keyState !== 'delivered') {
+        await repo.setKeyState(o.id, 'delivered');
+        await repo.completeJob(o.id, 'key');
+        log('info', 'licence-acknowledged', { orderId: o.id });
+        await orders.push(o.id);
+      }
+      this.inFlight.delete(`key:${o.id}:${o.terminalId}`);
+      return {};
+    });
+  }
+
+  start(): void {
+    this.poke();
+  }
+
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.timer);
+  }
+
+  /** Look at the queue now (coalesces bursts of pokes into one pass). */
+  poke(): void {
+    if (this.closed) return;
+    if (this.ticking) {
+      this.again = true;
+      return;
+    }
+    this.ticking = this.tick()
+      .catch((err) => log('error', 'queue-tick-failed', { error: String(err) }))
+      .finally(() => {
+        this.ticking = undefined;
+        if (this.again) {
+          this.again = false;
+          this.poke();
+        }
+      });
+  }
+
+  /** The content store reports progress; the key server keeps the durable record and tells the customer. */
+  async onContentStatus(s: DeliveryStatus): Promise<void> {
+    const o = await this.repo.orderById(s.orderId);
+    if (!o || o.contentState === 'delivered') return;
+    await this.repo.setContentProgress(o.id, s.state, s.have);
+    if (s.state === 'delivered') {
+      await this.repo.completeJob(o.id, 'content');
+      this.inFlight.delete(`content:${o.id}`);
+    }
+    if (s.state === 'waiting-terminal') this.inFlight.delete(`content:${o.id}`);
+    await this.orders.push(o.id);
+  }
+
+  private async tick(): Promise<void> {
+    clearTimeout(this.timer);
+    const now = Date.now();
+    let next = now + MAX_SLEEP_MS;
+    for (const job of await this.repo.pendingJobs()) {
+      if (job.runAt > now) {
+        next = Math.min(next, job.runAt);
+        continue;
+      }
+      try {
+        await this.run(job, now);
+      } catch (err) {
+        log('error', 'job-failed', { orderId: job.orderId, kind: job.kind, error: String(err) });
+      }
+    }
+    if (!this.closed) this.timer = setTimeout(() => this.poke(), Math.max(10, next - Date.now()));
+  }
+
+  private async run(job: JobRow, now: number): Promise<void> {
+    const o = await this.repo.orderById(job.orderId);
+    if (!o) return this.repo.completeJob(job.orderId, job.kind);
+    if (job.kind === 'expire') {
+      this.content.cancel(o.id);
+      await this.repo.wipeOrderKey(o.id);
+      if (o.keyState !== 'delivered') {
+        await this.repo.setKeyState(o.id, 'not-delivered');
+        await this.repo.completeJob(o.id, 'key');
+      }
+      await this.repo.completeJob(o.id, 'content');
+      await this.repo.completeJob(o.id, 'expire');
+      log('info', 'order-expired', { orderId: o.id });
+      return this.orders.push(o.id);
+    }
+    if (now >= o.notAfter || !o.wrappedKey) return; // the expire job closes it
+    const contentKey = secretboxOpen(o.wrappedKey, this.identity.storageKey);
+
+    if (job.kind === 'content') {
+      const flight = `content:${o.id}`;
+      if (this.inFlight.has(flight)) return;
+      this.inFlight.add(flight);
+      this.content.instruct({
+        orderId: o.id,
+        itemNumber: o.itemNumber,
+        terminalId: o.terminalId,
+        contentKey,
+        notAfter: o.notAfter,
+      });
+      if (o.contentState === 'scheduled') {
+        const online = this.hub.role !== 'all' || this.hub.isOnline(o.terminalId);
+        await this.repo.setContentProgress(
+          o.id,
+          online ? 'delivering' : 'waiting-terminal',
+          o.chunksDelivered,
+        );
+        await this.orders.push(o.id);
+      }
+      return;
+    }
+
+    // key job
+    const flight = `key:${o.id}:${o.terminalId}`;
+    const conn = this.hub.terminal(o.terminalId);
+    if (!conn) {
+      if (o.keyState !== 'waiting-terminal') {
+        await this.repo.setKeyState(o.id, 'waiting-terminal');
+        await this.orders.push(o.id);
+      }
+      return;
+    }
+    if (this.inFlight.has(flight)) return;
+    let licence = await this.repo.licenceOf(o.id);
+    if (!licence) {
+      const terminal = await this.repo.terminalById(o.terminalId);
+      if (!terminal) return;
+      licence = issueLicence(
+        this.identity.signSecretKey,
+        {
+          orderId: o.id,
+          itemNumber: o.itemNumber,
+          notBefore: o.notBefore,
+          notAfter: o.notAfter,
+          issuedAt: now,
+          size: o.size,
+          chunkSize: o.chunkSize,
+          totalChunks: o.totalChunks,
+        },
+        contentKey,
+        terminal.signPublicKey,
+      );
+      await this.repo.saveLicence(o.id, licence, now);
+      licence = (await this.repo.licenceOf(o.id)) ?? licence;
+    }
+    this.inFlight.add(flight);
+    conn.send({ type: 'licence.deliver', orderId: o.id, licence });
+    log('info', 'licence-sent', { orderId: o.id, terminalId: o.terminalId });
+  }
+}

@@ -1,0 +1,166 @@
+/**
+ * Orders (claim 18): item number, rental period, destination terminal and a delivery start or key
+ * delivery time. Placing one creates the per-order secret key, stores order and jobs in one durable
+ * transaction, and only then acknowledges.
+ */
+import { randomUUID } from 'node:crypto';
+import { chunkCount, newContentKey, secretboxSeal } from '../../shared/crypto.ts';
+import { RentalError } from '../../shared/errors.ts';
+import { LIMITS } from '../../shared/limits.ts';
+import type { OrderStatus, OrderView, PlaceOrder } from '../../shared/protocol.ts';
+import type { ConnectionHub } from '../connection-hub.ts';
+import { log } from '../log.ts';
+import type { JobRow, OrderRow, Repository } from '../store/repository.ts';
+import type { Terminals } from './terminals.ts';
+
+/** A schedule a little in the past (clock skew, slow typing) means "now"; more is an error. */
+const PAST_GRACE_MS = 60_000;
+
+export interface OrderTimes {
+  contentAt: number;
+  keyAt: number;
+  notBefore: number;
+  notAfter: number;
+}
+
+/**
+ * When content and key go out, and the window. The rental period starts when the key is released:
+ * "deliver now" releases both now; a delivery start pre-loads later and releases the key with it;
+ * a key delivery time sends content now and the key (and so the window) at that time.
+ */
+export function orderTimes(
+  m: Pick<PlaceOrder, 'periodSeconds' | 'schedule'>,
+  now: number,
+  minPeriodSeconds: number,
+): OrderTimes {
+  if (m.periodSeconds < minPeriodSeconds || m.periodSeconds > LIMITS.maxRentalSeconds) {
+    throw new RentalError(
+      'BAD_PERIOD',
+      `the rental period must be between ${minPeriodSeconds} seconds and ${LIMITS.maxRentalSeconds / 86400} days`,
+    );
+  }
+  let at = now;
+  if (m.schedule.mode !== 'now') {
+    if (m.schedule.at < now - PAST_GRACE_MS)
+      throw new RentalError('BAD_SCHEDULE', 'the scheduled time is in the past');
+    if (m.schedule.at > now + LIMITS.maxScheduleAheadMs) {
+      throw new RentalError(
+        'BAD_SCHEDULE',
+        `schedule at most ${LIMITS.maxScheduleAheadMs / 86_400_000} days ahead`,
+      );
+    }
+    at = Math.max(now, m.schedule.at);
+  }
+  const contentAt = m.schedule.mode === 'delivery-start' ? at : now;
+  const keyAt = m.schedule.mode === 'now' ? now : at;
+  return { contentAt, keyAt, notBefore: keyAt, notAfter: keyAt + m.periodSeconds * 1000 };
+}
+
+export function orderStatus(o: OrderRow, now: number): OrderStatus {
+  if (now >= o.notAfter) return 'expired';
+  if (o.keyState === 'delivered' && o.contentState === 'delivered') {
+    return now >= o.notBefore ? 'window-open' : 'key-delivered';
+  }
+  if (o.contentState === 'delivering' || o.contentState === 'waiting-terminal') return 'delivering';
+  if (o.contentState === 'delivered') return 'waiting-key';
+  if (o.keyState === 'delivered') return 'key-delivered';
+  return 'scheduled';
+}
+
+export class Orders {
+  constructor(
+    private readonly hub: ConnectionHub,
+    private readonly repo: Repository,
+    terminals: Terminals,
+    private readonly storageKey: Uint8Array,
+    private readonly minPeriodSeconds: number,
+    private readonly onPlaced: () => void,
+  ) {
+    hub.handle('order.place', async (conn, m) => {
+      const customerId = conn.customerId as string;
+      const now = Date.now();
+      if ((await repo.countRecentOrders(customerId, now - 60_000)) >= LIMITS.ordersPerMinute) {
+        throw new RentalError('RATE_LIMITED', `at most ${LIMITS.ordersPerMinute} orders a minute`);
+      }
+      const terminal = await terminals.ownTerminal(conn, m.terminalId);
+      const item = await repo.catalogItem(m.itemNumber);
+      if (!item) throw new RentalError('NOT_FOUND', `no title with item number ${m.itemNumber}`);
+      const times = orderTimes(m, now, this.minPeriodSeconds);
+      const order: OrderRow = {
+        id: randomUUID(),
+        customerId,
+        itemNumber: item.itemNumber,
+        terminalId: terminal.id,
+        periodSeconds: m.periodSeconds,
+        ...times,
+        wrappedKey: secretboxSeal(newContentKey(), this.storageKey),
+        contentState: 'scheduled',
+        keyState: 'scheduled',
+        chunksDelivered: 0,
+        totalChunks: chunkCount(item.size, LIMITS.chunkSize),
+        size: item.size,
+        chunkSize: LIMITS.chunkSize,
+        priceCents: item.priceCents,
+        createdAt: now,
+      };
+      const job = (kind: JobRow['kind'], runAt: number): JobRow => ({
+        orderId: order.id,
+        kind,
+        runAt,
+        terminalId: terminal.id,
+      });
+      await repo.createOrder(order, [
+        job('content', times.contentAt),
+        job('key', times.keyAt),
+        job('expire', times.notAfter),
+      ]);
+      log('info', 'order-placed', {
+        orderId: order.id,
+        itemNumber: item.itemNumber,
+        terminalId: terminal.id,
+      });
+      this.onPlaced();
+      return { order: await this.view(order) };
+    });
+
+    hub.handle('order.list', async (conn) => {
+      const rows = await repo.ordersOfCustomer(conn.customerId as string);
+      return { orders: await Promise.all(rows.map((o) => this.view(o))) };
+    });
+  }
+
+  async view(o: OrderRow): Promise<OrderView> {
+    const [item, terminal] = await Promise.all([
+      this.repo.catalogItem(o.itemNumber),
+      this.repo.terminalById(o.terminalId),
+    ]);
+    return {
+      orderId: o.id,
+      itemNumber: o.itemNumber,
+      title: item?.title ?? `Item ${o.itemNumber}`,
+      terminalId: o.terminalId,
+      terminalName: terminal?.name ?? 'removed terminal',
+      periodSeconds: o.periodSeconds,
+      contentAt: o.contentAt,
+      keyAt: o.keyAt,
+      notBefore: o.notBefore,
+      notAfter: o.notAfter,
+      contentState: o.contentState,
+      keyState: o.keyState,
+      status: orderStatus(o, Date.now()),
+      chunksDelivered: o.chunksDelivered,
+      totalChunks: o.totalChunks,
+      size: o.size,
+      priceCents: o.priceCents,
+      createdAt: o.createdAt,
+    };
+  }
+
+  /** Tell the customer's open store apps what changed. */
+  async push(orderId: string): Promise<void> {
+    const o = await this.repo.orderById(orderId);
+    if (!o) return;
+    const order = await this.view(o);
+    for (const c of this.hub.customerConns(o.customerId)) c.send({ type: 'order.update', order });
+  }
+}

@@ -1,0 +1,160 @@
+/**
+ * Terminals: registration by public key, "link your TV" pairing codes, and a customer's own list.
+ * A customer only ever sees or targets terminals linked to their account; anything else is NOT_FOUND.
+ */
+import { randomInt } from 'node:crypto';
+import { RentalError } from '../../shared/errors.ts';
+import { LIMITS } from '../../shared/limits.ts';
+import type { TerminalView, TerminalWelcome } from '../../shared/protocol.ts';
+import type { Conn, ConnectionHub } from '../connection-hub.ts';
+import { log } from '../log.ts';
+import type { Repository, TerminalRow } from '../store/repository.ts';
+
+const CODE_ALPHABET = 'ABCDEFGHJKLMNPQRSTUVWXYZ23456789'; // no 0/O, 1/I: read off a TV across a room
+
+export const formatPairingCode = (code: string) => `${code.slice(0, 4)}-${code.slice(4)}`;
+export const normalisePairingCode = (code: string) => code.replace('-', '').toUpperCase();
+
+export class Terminals {
+  constructor(
+    private readonly hub: ConnectionHub,
+    private readonly repo: Repository,
+    private readonly contentUrls: () => string[],
+  ) {
+    hub.handle('terminal.auth', async (conn, m) => {
+      const terminalId = hub.authenticateTerminal(conn, m.signPublicKey, m.signature);
+      await repo.upsertTerminal({
+        id: terminalId,
+        signPublicKey: conn.terminalKey as Uint8Array,
+        kind: m.kind,
+        name: m.name,
+        createdAt: Date.now(),
+      });
+      await repo.touchTerminal(terminalId, Date.now());
+      log('info', 'terminal-online', { terminalId });
+      return this.welcome(terminalId);
+    });
+
+    hub.handle('terminal.pairing.refresh', async (conn) => this.welcome(conn.terminalId as string, true));
+
+    hub.handle('terminal.link', async (conn, m) => {
+      const customerId = conn.customerId as string;
+      const terminalId = await repo.takePairingCode(normalisePairingCode(m.code), Date.now());
+      const t = terminalId ? await repo.terminalById(terminalId) : undefined;
+      if (!t || t.customerId) {
+        throw new RentalError(
+          'PAIRING_CODE_INVALID',
+          'that code is unknown, already used or expired; check the code on the terminal',
+        );
+      }
+      const mine = await repo.terminalsOfCustomer(customerId);
+      if (mine.length >= LIMITS.terminalsPerCustomer) {
+        throw new RentalError(
+          'TERMINAL_LIMIT',
+          `an account can link at most ${LIMITS.terminalsPerCustomer} terminals; unlink one first`,
+        );
+      }
+      await repo.linkTerminal(t.id, customerId, m.name, Date.now());
+      log('info', 'terminal-linked', { terminalId: t.id, customerId });
+      hub.terminal(t.id)?.send({
+        type: 'terminal.linked',
+        linked: true,
+        name: m.name,
+        pairingCode: null,
+        pairingExpiresAt: null,
+      });
+      const terminal = await this.viewOf(t.id);
+      this.pushToOwner(customerId, terminal);
+      return { terminal };
+    });
+
+    hub.handle('terminal.list', async (conn) => ({
+      terminals: (await repo.terminalsOfCustomer(conn.customerId as string)).map((t) => this.view(t)),
+    }));
+
+    hub.handle('terminal.rename', async (conn, m) => {
+      await this.ownTerminal(conn, m.terminalId);
+      await repo.renameTerminal(m.terminalId, m.name);
+      const terminal = await this.viewOf(m.terminalId);
+      this.pushToOwner(conn.customerId as string, terminal);
+      return { terminal };
+    });
+
+    hub.handle('terminal.unlink', async (conn, m) => {
+      await this.ownTerminal(conn, m.terminalId);
+      await repo.unlinkTerminal(m.terminalId);
+      log('info', 'terminal-unlinked', { terminalId: m.terminalId });
+      for (const c of hub.customerConns(conn.customerId as string)) {
+        c.send({ type: 'terminal.removed', terminalId: m.terminalId });
+      }
+      const live = hub.terminal(m.terminalId);
+      if (live) {
+        const w = await this.welcome(m.terminalId);
+        live.send({
+          type: 'terminal.linked',
+          linked: false,
+          name: '',
+          pairingCode: w.pairingCode,
+          pairingExpiresAt: w.pairingExpiresAt,
+        });
+      }
+      return {};
+    });
+
+    const presence = async (conn: Conn) => {
+      const t = conn.terminalId ? await repo.terminalById(conn.terminalId) : undefined;
+      if (t?.customerId) this.pushToOwner(t.customerId, this.view(t));
+    };
+    hub.on('terminal-online', (c) => void presence(c));
+    hub.on('terminal-offline', (c) => {
+      if (c.terminalId) void repo.touchTerminal(c.terminalId, Date.now()).then(() => presence(c));
+    });
+  }
+
+  /** The terminal, if it belongs to the caller; otherwise NOT_FOUND, whoever owns it. */
+  async ownTerminal(conn: Conn, terminalId: string): Promise<TerminalRow> {
+    const t = await this.repo.terminalById(terminalId);
+    if (!t || t.customerId !== conn.customerId) {
+      throw new RentalError('NOT_FOUND', 'no such terminal on your account');
+    }
+    return t;
+  }
+
+  view(t: TerminalRow): TerminalView {
+    return {
+      terminalId: t.id,
+      name: t.name,
+      kind: t.kind,
+      online: this.hub.isOnline(t.id),
+      linkedAt: t.linkedAt,
+      lastSeenAt: t.lastSeenAt,
+    };
+  }
+
+  private async viewOf(terminalId: string): Promise<TerminalView> {
+    return this.view((await this.repo.terminalById(terminalId)) as TerminalRow);
+  }
+
+  private pushToOwner(customerId: string, terminal: TerminalView) {
+    for (const c of this.hub.customerConns(customerId)) c.send({ type: 'terminal.update', terminal });
+  }
+
+  private async welcome(terminalId: string, fresh = false): Promise<TerminalWelcome> {
+    const t = (await this.repo.terminalById(terminalId)) as TerminalRow;
+    const base = { terminalId, contentUrls: this.contentUrls() };
+    if (t.customerId) return { ...base, linked: true, pairingCode: null, pairingExpiresAt: null };
+    const now = Date.now();
+    let code = fresh ? undefined : await this.repo.pairingCodeOf(terminalId, now);
+    if (!code) {
+      const raw = Array.from({ length: 8 }, () => CODE_ALPHABET[randomInt(CODE_ALPHABET.length)]).join('');
+      code = { code: raw, expiresAt: now + LIMITS.pairingCodeTtlMs };
+      await this.repo.setPairingCode(terminalId, raw, code.expiresAt);
+    }
+    return {
+      ...base,
+      linked: false,
+      pairingCode: formatPairingCode(code.code),
+      pairingExpiresAt: code.expiresAt,
+    };
+  }
+}

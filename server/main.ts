@@ -1,0 +1,64 @@
+/** `npm start`: run the server on its embedded defaults (SQLite and media in ./data, demo catalog). */
+import { LIMITS } from '../shared/limits.ts';
+import { startServer } from './app.ts';
+import { intArg, parseCli, runCli, UsageError, wsUrlArg } from './cli-args.ts';
+
+export const SERVE_USAGE = `usage: npm start -- [options]
+  --data DIR                 data folder (default ./data)
+  --host HOST                address to listen on (default 127.0.0.1)
+  --port N                   port (default 8080, or $PORT; 0 picks a free one)
+  --role all|key|content     run both roles (default) or one of them
+  --key-server URL           with --role content: the key server's ws://HOST:PORT/ws
+  --content-url URL          with --role key: a content server terminals should use (repeatable)
+  --min-rental-seconds N     shortest rental accepted (default ${LIMITS.defaultMinRentalSeconds})
+  --no-demo                  do not load the demo catalog into an empty catalog`;
+
+export async function serve(argv: string[]): Promise<number | undefined> {
+  const { values } = parseCli(argv, {
+    data: { type: 'string', default: './data' },
+    host: { type: 'string', default: '127.0.0.1' },
+    port: { type: 'string', default: process.env.PORT ?? '8080' },
+    role: { type: 'string', default: 'all' },
+    'key-server': { type: 'string' },
+    'content-url': { type: 'string', multiple: true },
+    'min-rental-seconds': { type: 'string' },
+    'no-demo': { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (values.help) {
+    process.stdout.write(`${SERVE_USAGE}\n`);
+    return 0;
+  }
+  const role = values.role as string;
+  if (role !== 'all' && role !== 'key' && role !== 'content') {
+    throw new UsageError(`--role must be all, key or content (got ${JSON.stringify(role)})`);
+  }
+  const keyServerUrl = wsUrlArg(values['key-server'], 'key-server');
+  if (role === 'content' && !keyServerUrl) throw new UsageError('--role content needs --key-server');
+  const contentUrls = ((values['content-url'] as string[] | undefined) ?? []).map(
+    (u) => wsUrlArg(u, 'content-url') as string,
+  );
+  const server = await startServer({
+    dataDir: values.data as string,
+    host: values.host as string,
+    port: intArg(values.port, 'port', 0, 65535),
+    role,
+    keyServerUrl,
+    contentUrls,
+    minRentalSeconds: intArg(values['min-rental-seconds'], 'min-rental-seconds', 1, LIMITS.maxRentalSeconds),
+    seedDemo: !values['no-demo'],
+  });
+  process.stdout.write(
+    `Rental Delivery (${role}) serving on ${server.url}  (WebSocket ${server.wsUrl}, data ${values.data})\n` +
+      `Run a terminal with: npm run terminal -- run --server ${server.wsUrl}\n`,
+  );
+  const stop = () => {
+    process.stdout.write('shutting down\n');
+    void server.close().then(() => process.exit(0));
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  return undefined;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) runCli(() => serve(process.argv.slice(2)), SERVE_USAGE);

@@ -1,0 +1,118 @@
+/**
+ * The storage interface both roles use. SQLite implements it today; a PostgreSQL adapter can
+ * implement the same methods. Methods are async so a networked engine fits without changes.
+ */
+import type { ContentState, KeyState } from '../../shared/protocol.ts';
+
+export interface CustomerRow {
+  id: string;
+  email: string;
+  name: string;
+  passwordHash: string;
+  createdAt: number;
+}
+
+export interface TerminalRow {
+  id: string;
+  signPublicKey: Uint8Array;
+  kind: 'headless' | 'desktop' | 'set-top' | 'browser';
+  name: string;
+  customerId: string | null;
+  linkedAt: number | null;
+  createdAt: number;
+  lastSeenAt: number | null;
+}
+
+export interface CatalogRow {
+  itemNumber: number;
+  title: string;
+  genre: string;
+  year: number | null;
+  synopsis: string;
+  durationSeconds: number;
+  priceCents: number;
+  posterFile: string | null;
+  mediaFile: string;
+  mimeType: string;
+  size: number;
+  sha256: string;
+  createdAt: number;
+}
+
+export interface OrderRow {
+  id: string;
+  customerId: string;
+  itemNumber: number;
+  terminalId: string;
+  periodSeconds: number;
+  contentAt: number;
+  keyAt: number;
+  notBefore: number;
+  notAfter: number;
+  /** Per-order content key, secretboxed under the server's storage key; null once the window closed. */
+  wrappedKey: Uint8Array | null;
+  contentState: ContentState;
+  keyState: KeyState;
+  chunksDelivered: number;
+  totalChunks: number;
+  size: number;
+  chunkSize: number;
+  priceCents: number;
+  createdAt: number;
+}
+
+export type JobKind = 'content' | 'key' | 'expire';
+
+export interface JobRow {
+  orderId: string;
+  kind: JobKind;
+  runAt: number;
+  terminalId: string;
+}
+
+export interface Repository {
+  close(): Promise<void>;
+
+  createCustomer(row: CustomerRow): Promise<boolean>;
+  customerByEmail(email: string): Promise<CustomerRow | undefined>;
+  customerById(id: string): Promise<CustomerRow | undefined>;
+
+  createSession(tokenHash: string, customerId: string, createdAt: number, expiresAt: number): Promise<void>;
+  sessionCustomer(tokenHash: string, now: number): Promise<string | undefined>;
+  revokeSession(tokenHash: string, now: number): Promise<void>;
+
+  upsertTerminal(row: Omit<TerminalRow, 'customerId' | 'linkedAt' | 'lastSeenAt'>): Promise<TerminalRow>;
+  terminalById(id: string): Promise<TerminalRow | undefined>;
+  terminalsOfCustomer(customerId: string): Promise<TerminalRow[]>;
+  linkTerminal(terminalId: string, customerId: string, name: string, now: number): Promise<void>;
+  renameTerminal(terminalId: string, name: string): Promise<void>;
+  unlinkTerminal(terminalId: string): Promise<void>;
+  touchTerminal(terminalId: string, now: number): Promise<void>;
+
+  /** Replace the terminal's pairing code. */
+  setPairingCode(terminalId: string, code: string, expiresAt: number): Promise<void>;
+  pairingCodeOf(terminalId: string, now: number): Promise<{ code: string; expiresAt: number } | undefined>;
+  /** Use a code once: returns its terminal and deletes it, or undefined if unknown or expired. */
+  takePairingCode(code: string, now: number): Promise<string | undefined>;
+
+  upsertCatalogItem(row: CatalogRow): Promise<void>;
+  catalog(): Promise<CatalogRow[]>;
+  catalogItem(itemNumber: number): Promise<CatalogRow | undefined>;
+
+  /** Store the order and its jobs in one transaction: durable before we acknowledge. */
+  createOrder(order: OrderRow, jobs: JobRow[]): Promise<void>;
+  orderById(id: string): Promise<OrderRow | undefined>;
+  ordersOfCustomer(customerId: string): Promise<OrderRow[]>;
+  countRecentOrders(customerId: string, since: number): Promise<number>;
+  setContentProgress(orderId: string, state: ContentState, chunksDelivered: number): Promise<void>;
+  setKeyState(orderId: string, state: KeyState): Promise<void>;
+  /** The window closed: forget the content key for good. */
+  wipeOrderKey(orderId: string): Promise<void>;
+
+  pendingJobs(): Promise<JobRow[]>;
+  completeJob(orderId: string, kind: JobKind): Promise<void>;
+
+  /** The licence is issued once and re-sent byte for byte; never a second one with another key. */
+  licenceOf(orderId: string): Promise<{ data: string; sig: string } | undefined>;
+  saveLicence(orderId: string, licence: { data: string; sig: string }, issuedAt: number): Promise<void>;
+}

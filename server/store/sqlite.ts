@@ -1,0 +1,385 @@
+/** SQLite (better-sqlite3, WAL) implementation of the repository: the embedded default. */
+import Database from 'better-sqlite3';
+import type {
+  CatalogRow,
+  CustomerRow,
+  JobKind,
+  JobRow,
+  OrderRow,
+  Repository,
+  TerminalRow,
+} from './repository.ts';
+
+/** Numbered, append-only migrations. Never edit one that has shipped; add the next. */
+const MIGRATIONS: string[] = [
+  `CREATE TABLE customers (
+     id TEXT PRIMARY KEY, email TEXT NOT NULL UNIQUE, name TEXT NOT NULL,
+     password_hash TEXT NOT NULL, created_at INTEGER NOT NULL);
+   CREATE TABLE sessions (
+     token_hash TEXT PRIMARY KEY, customer_id TEXT NOT NULL REFERENCES customers(id),
+     created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, revoked_at INTEGER);
+   CREATE TABLE terminals (
+     id TEXT PRIMARY KEY, sign_public_key BLOB NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
+     customer_id TEXT REFERENCES customers(id), linked_at INTEGER,
+     created_at INTEGER NOT NULL, last_seen_at INTEGER);
+   CREATE INDEX terminals_customer ON terminals(customer_id);
+   CREATE TABLE pairing_codes (
+     code TEXT PRIMARY KEY, terminal_id TEXT NOT NULL UNIQUE REFERENCES terminals(id),
+     expires_at INTEGER NOT NULL);
+   CREATE TABLE catalog (
+     item_number INTEGER PRIMARY KEY, title TEXT NOT NULL, genre TEXT NOT NULL, year INTEGER,
+     synopsis TEXT NOT NULL, duration_s REAL NOT NULL, price_cents INTEGER NOT NULL,
+     poster_file TEXT, media_file TEXT NOT NULL, mime_type TEXT NOT NULL, size INTEGER NOT NULL,
+     sha256 TEXT NOT NULL, created_at INTEGER NOT NULL);
+   CREATE TABLE orders (
+     id TEXT PRIMARY KEY, customer_id TEXT NOT NULL REFERENCES customers(id),
+     item_number INTEGER NOT NULL REFERENCES catalog(item_number),
+     terminal_id TEXT NOT NULL REFERENCES terminals(id), period_s INTEGER NOT NULL,
+     content_at INTEGER NOT NULL, key_at INTEGER NOT NULL, not_before INTEGER NOT NULL,
+     not_after INTEGER NOT NULL, wrapped_key BLOB, content_state TEXT NOT NULL, key_state TEXT NOT NULL,
+     chunks_delivered INTEGER NOT NULL, total_chunks INTEGER NOT NULL, size INTEGER NOT NULL,
+     chunk_size INTEGER NOT NULL, price_cents INTEGER NOT NULL, created_at INTEGER NOT NULL);
+   CREATE INDEX orders_customer ON orders(customer_id, created_at);
+   CREATE TABLE jobs (
+     order_id TEXT NOT NULL REFERENCES orders(id), kind TEXT NOT NULL, run_at INTEGER NOT NULL,
+     terminal_id TEXT NOT NULL, PRIMARY KEY (order_id, kind));
+   CREATE TABLE licences (
+     order_id TEXT PRIMARY KEY REFERENCES orders(id), data TEXT NOT NULL, sig TEXT NOT NULL,
+     issued_at INTEGER NOT NULL);`,
+];
+
+type Row = Record<string, unknown>;
+
+const customerOf = (r: Row): CustomerRow => ({
+  id: r.id as string,
+  email: r.email as string,
+  name: r.name as string,
+  passwordHash: r.password_hash as string,
+  createdAt: r.created_at as number,
+});
+
+const terminalOf = (r: Row): TerminalRow => ({
+  id: r.id as string,
+  signPublicKey: new Uint8Array(r.sign_public_key as Buffer),
+  kind: r.kind as TerminalRow['kind'],
+  name: r.name as string,
+  customerId: (r.customer_id as string | null) ?? null,
+  linkedAt: (r.linked_at as number | null) ?? null,
+  createdAt: r.created_at as number,
+  lastSeenAt: (r.last_seen_at as number | null) ?? null,
+});
+
+const catalogOf = (r: Row): CatalogRow => ({
+  itemNumber: r.item_number as number,
+  title: r.title as string,
+  genre: r.genre as string,
+  year: (r.year as number | null) ?? null,
+  synopsis: r.synopsis as string,
+  durationSeconds: r.duration_s as number,
+  priceCents: r.price_cents as number,
+  posterFile: (r.poster_file as string | null) ?? null,
+  mediaFile: r.media_file as string,
+  mimeType: r.mime_type as string,
+  size: r.size as number,
+  sha256: r.sha256 as string,
+  createdAt: r.created_at as number,
+});
+
+const orderOf = (r: Row): OrderRow => ({
+  id: r.id as string,
+  customerId: r.customer_id as string,
+  itemNumber: r.item_number as number,
+  terminalId: r.terminal_id as string,
+  periodSeconds: r.period_s as number,
+  contentAt: r.content_at as number,
+  keyAt: r.key_at as number,
+  notBefore: r.not_before as number,
+  notAfter: r.not_after as number,
+  wrappedKey: r.wrapped_key ? new Uint8Array(r.wrapped_key as Buffer) : null,
+  contentState: r.content_state as OrderRow['contentState'],
+  keyState: r.key_state as OrderRow['keyState'],
+  chunksDelivered: r.chunks_delivered as number,
+  totalChunks: r.total_chunks as number,
+  size: r.size as number,
+  chunkSize: r.chunk_size as number,
+  priceCents: r.price_cents as number,
+  createdAt: r.created_at as number,
+});
+
+const jobOf = (r: Row): JobRow => ({
+  orderId: r.order_id as string,
+  kind: r.kind as JobKind,
+  runAt: r.run_at as number,
+  terminalId: r.terminal_id as string,
+});
+
+export class SqliteRepository implements Repository {
+  private readonly db: Database.Database;
+
+  constructor(file: string) {
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    // FULL: an acknowledged order survives power loss, not just a process crash.
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('foreign_keys = ON');
+    this.db.pragma('busy_timeout = 5000');
+    this.migrate();
+  }
+
+  private migrate(): void {
+    const version = this.db.pragma('user_version', { simple: true }) as number;
+    for (let v = version; v < MIGRATIONS.length; v++) {
+      this.db.transaction(() => {
+        this.db.exec(MIGRATIONS[v] as string);
+        this.db.pragma(`user_version = ${v + 1}`);
+      })();
+    }
+  }
+
+  private get(sql: string, ...args: unknown[]): Row | undefined {
+    return this.db.prepare(sql).get(...args) as Row | undefined;
+  }
+  private all(sql: string, ...args: unknown[]): Row[] {
+    return this.db.prepare(sql).all(...args) as Row[];
+  }
+  private run(sql: string, ...args: unknown[]): Database.RunResult {
+    return this.db.prepare(sql).run(...args);
+  }
+
+  async close() {
+    this.db.close();
+  }
+
+  async createCustomer(c: CustomerRow) {
+    const r = this.run(
+      'INSERT INTO customers (id, email, name, password_hash, created_at) VALUES (?,?,?,?,?) ON CONFLICT(email) DO NOTHING',
+      c.id,
+      c.email,
+      c.name,
+      c.passwordHash,
+      c.createdAt,
+    );
+    return r.changes === 1;
+  }
+  async customerByEmail(email: string) {
+    const r = this.get('SELECT * FROM customers WHERE email = ?', email);
+    return r && customerOf(r);
+  }
+  async customerById(id: string) {
+    const r = this.get('SELECT * FROM customers WHERE id = ?', id);
+    return r && customerOf(r);
+  }
+
+  async createSession(tokenHash: string, customerId: string, createdAt: number, expiresAt: number) {
+    this.run(
+      'INSERT INTO sessions (token_hash, customer_id, created_at, expires_at) VALUES (?,?,?,?)',
+      tokenHash,
+      customerId,
+      createdAt,
+      expiresAt,
+    );
+  }
+  async sessionCustomer(tokenHash: string, now: number) {
+    const r = this.get(
+      'SELECT customer_id FROM sessions WHERE token_hash = ? AND revoked_at IS NULL AND expires_at > ?',
+      tokenHash,
+      now,
+    );
+    return r?.customer_id as string | undefined;
+  }
+  async revokeSession(tokenHash: string, now: number) {
+    this.run(
+      'UPDATE sessions SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL',
+      now,
+      tokenHash,
+    );
+  }
+
+  async upsertTerminal(t: Omit<TerminalRow, 'customerId' | 'linkedAt' | 'lastSeenAt'>) {
+    this.run(
+      `INSERT INTO terminals (id, sign_public_key, kind, name, created_at) VALUES (?,?,?,?,?)
+       ON CONFLICT(id) DO UPDATE SET kind = excluded.kind`,
+      t.id,
+      Buffer.from(t.signPublicKey),
+      t.kind,
+      t.name,
+      t.createdAt,
+    );
+    return terminalOf(this.get('SELECT * FROM terminals WHERE id = ?', t.id) as Row);
+  }
+  async terminalById(id: string) {
+    const r = this.get('SELECT * FROM terminals WHERE id = ?', id);
+    return r && terminalOf(r);
+  }
+  async terminalsOfCustomer(customerId: string) {
+    return this.all('SELECT * FROM terminals WHERE customer_id = ? ORDER BY linked_at', customerId).map(
+      terminalOf,
+    );
+  }
+  async linkTerminal(terminalId: string, customerId: string, name: string, now: number) {
+    this.run(
+      'UPDATE terminals SET customer_id = ?, name = ?, linked_at = ? WHERE id = ?',
+      customerId,
+      name,
+      now,
+      terminalId,
+    );
+  }
+  async renameTerminal(terminalId: string, name: string) {
+    this.run('UPDATE terminals SET name = ? WHERE id = ?', name, terminalId);
+  }
+  async unlinkTerminal(terminalId: string) {
+    this.run('UPDATE terminals SET customer_id = NULL, linked_at = NULL WHERE id = ?', terminalId);
+  }
+  async touchTerminal(terminalId: string, now: number) {
+    this.run('UPDATE terminals SET last_seen_at = ? WHERE id = ?', now, terminalId);
+  }
+
+  async setPairingCode(terminalId: string, code: string, expiresAt: number) {
+    this.db.transaction(() => {
+      this.run('DELETE FROM pairing_codes WHERE terminal_id = ?', terminalId);
+      this.run(
+        'INSERT INTO pairing_codes (code, terminal_id, expires_at) VALUES (?,?,?)',
+        code,
+        terminalId,
+        expiresAt,
+      );
+    })();
+  }
+  async pairingCodeOf(terminalId: string, now: number) {
+    const r = this.get(
+      'SELECT code, expires_at FROM pairing_codes WHERE terminal_id = ? AND expires_at > ?',
+      terminalId,
+      now,
+    );
+    return r && { code: r.code as string, expiresAt: r.expires_at as number };
+  }
+  async takePairingCode(code: string, now: number) {
+    return this.db.transaction(() => {
+      const r = this.get('SELECT terminal_id, expires_at FROM pairing_codes WHERE code = ?', code);
+      if (!r) return undefined;
+      this.run('DELETE FROM pairing_codes WHERE code = ?', code);
+      return (r.expires_at as number) > now ? (r.terminal_id as string) : undefined;
+    })();
+  }
+
+  async upsertCatalogItem(c: CatalogRow) {
+    this.run(
+      `INSERT INTO catalog (item_number, title, genre, year, synopsis, duration_s, price_cents, poster_file,
+         media_file, mime_type, size, sha256, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)
+       ON CONFLICT(item_number) DO UPDATE SET title=excluded.title, genre=excluded.genre, year=excluded.year,
+         synopsis=excluded.synopsis, duration_s=excluded.duration_s, price_cents=excluded.price_cents,
+         poster_file=excluded.poster_file, media_file=excluded.media_file, mime_type=excluded.mime_type,
+         size=excluded.size, sha256=excluded.sha256`,
+      c.itemNumber,
+      c.title,
+      c.genre,
+      c.year,
+      c.synopsis,
+      c.durationSeconds,
+      c.priceCents,
+      c.posterFile,
+      c.mediaFile,
+      c.mimeType,
+      c.size,
+      c.sha256,
+      c.createdAt,
+    );
+  }
+  async catalog() {
+    return this.all('SELECT * FROM catalog ORDER BY item_number').map(catalogOf);
+  }
+  async catalogItem(itemNumber: number) {
+    const r = this.get('SELECT * FROM catalog WHERE item_number = ?', itemNumber);
+    return r && catalogOf(r);
+  }
+
+  async createOrder(o: OrderRow, jobs: JobRow[]) {
+    this.db.transaction(() => {
+      this.run(
+        `INSERT INTO orders (id, customer_id, item_number, terminal_id, period_s, content_at, key_at, not_before,
+           not_after, wrapped_key, content_state, key_state, chunks_delivered, total_chunks, size, chunk_size,
+           price_cents, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+        o.id,
+        o.customerId,
+        o.itemNumber,
+        o.terminalId,
+        o.periodSeconds,
+        o.contentAt,
+        o.keyAt,
+        o.notBefore,
+        o.notAfter,
+        o.wrappedKey && Buffer.from(o.wrappedKey),
+        o.contentState,
+        o.keyState,
+        o.chunksDelivered,
+        o.totalChunks,
+        o.size,
+        o.chunkSize,
+        o.priceCents,
+        o.createdAt,
+      );
+      for (const j of jobs) {
+        this.run(
+          'INSERT INTO jobs (order_id, kind, run_at, terminal_id) VALUES (?,?,?,?)',
+          j.orderId,
+          j.kind,
+          j.runAt,
+          j.terminalId,
+        );
+      }
+    })();
+  }
+  async orderById(id: string) {
+    const r = this.get('SELECT * FROM orders WHERE id = ?', id);
+    return r && orderOf(r);
+  }
+  async ordersOfCustomer(customerId: string) {
+    return this.all('SELECT * FROM orders WHERE customer_id = ? ORDER BY created_at DESC', customerId).map(
+      orderOf,
+    );
+  }
+  async countRecentOrders(customerId: string, since: number) {
+    const r = this.get(
+      'SELECT COUNT(*) AS n FROM orders WHERE customer_id = ? AND created_at >= ?',
+      customerId,
+      since,
+    );
+    return (r?.n as number) ?? 0;
+  }
+  async setContentProgress(orderId: string, state: OrderRow['contentState'], chunksDelivered: number) {
+    this.run(
+      'UPDATE orders SET content_state = ?, chunks_delivered = ? WHERE id = ?',
+      state,
+      chunksDelivered,
+      orderId,
+    );
+  }
+  async setKeyState(orderId: string, state: OrderRow['keyState']) {
+    this.run('UPDATE orders SET key_state = ? WHERE id = ?', state, orderId);
+  }
+  async wipeOrderKey(orderId: string) {
+    this.run('UPDATE orders SET wrapped_key = NULL WHERE id = ?', orderId);
+  }
+
+  async pendingJobs() {
+    return this.all('SELECT * FROM jobs ORDER BY run_at').map(jobOf);
+  }
+  async completeJob(orderId: string, kind: JobKind) {
+    this.run('DELETE FROM jobs WHERE order_id = ? AND kind = ?', orderId, kind);
+  }
+
+  async licenceOf(orderId: string) {
+    const r = this.get('SELECT data, sig FROM licences WHERE order_id = ?', orderId);
+    return r && { data: r.data as string, sig: r.sig as string };
+  }
+  async saveLicence(orderId: string, licence: { data: string; sig: string }, issuedAt: number) {
+    this.run(
+      'INSERT INTO licences (order_id, data, sig, issued_at) VALUES (?,?,?,?) ON CONFLICT(order_id) DO NOTHING',
+      orderId,
+      licence.data,
+      licence.sig,
+      issuedAt,
+    );
+  }
+}
