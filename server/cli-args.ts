@@ -1,5 +1,5 @@
 /** Command-line parsing shared by every entry point: strict, with one clear message per mistake. */
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { type ParseArgsConfig, parseArgs } from 'node:util';
 
 export class UsageError extends Error {
   override name = 'UsageError';
@@ -12,7 +12,10 @@ export function parseCli(
 ): { values: Record<string, string | boolean | string[] | undefined>; positionals: string[] } {
   try {
     const r = parseArgs({ args: argv, options, allowPositionals, strict: true });
-    return { values: r.values as Record<string, string | boolean | string[] | undefined>, positionals: r.positionals };
+    return {
+      values: r.values as Record<string, string | boolean | string[] | undefined>,
+      positionals: r.positionals,
+    };
   } catch (err) {
     throw new UsageError((err as Error).message.replace(/^TypeError \[[A-Z_]+\]: /, ''));
   }
@@ -22,7 +25,9 @@ export function intArg(value: unknown, name: string, min: number, max: number): 
   if (value === undefined) return undefined;
   const n = Number(value);
   if (typeof value !== 'string' || !/^-?\d+$/.test(value) || !Number.isSafeInteger(n) || n < min || n > max) {
-    throw new UsageError(`--${name} must be a whole number from ${min} to ${max} (got ${JSON.stringify(value)})`);
+    throw new UsageError(
+      `--${name} must be a whole number from ${min} to ${max} (got ${JSON.stringify(value)})`,
+    );
   }
   return n;
 }

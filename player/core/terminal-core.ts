@@ -112,6 +112,8 @@ export class TerminalCore {
   private serverPublicKey: Uint8Array | undefined;
   private readonly links = new Map<string, Link>();
   private readonly downloads = new Map<string, Download>();
+  /** The last write chain per order, so a resumed download starts after the old one settled. */
+  private readonly writeChains = new Map<string, Promise<void>>();
   private readonly expiryTimers = new Map<string, ReturnType<typeof setTimeout>>();
   private stopped = false;
   private nextId = 1;
@@ -238,7 +240,11 @@ export class TerminalCore {
     });
     ws.addEventListener('error', () => {});
     ws.addEventListener('close', () => {
-      for (const [orderId, d] of this.downloads) if (d.link === link) this.downloads.delete(orderId);
+      for (const [orderId, d] of this.downloads) {
+        if (d.link !== link) continue;
+        d.failed = true; // stop writing for a dead link; the next offer resumes from storage
+        this.downloads.delete(orderId);
+      }
       if (this.stopped) return;
       const retry = Math.round(link.backoffMs * (0.75 + Math.random() * 0.5));
       link.backoffMs = Math.min(link.backoffMs * 2, MAX_BACKOFF_MS);
@@ -346,6 +352,7 @@ export class TerminalCore {
     if (m.chunkSize > maxChunk || m.totalChunks !== chunkCount(m.size, m.chunkSize)) {
       return reject('offer has an invalid chunk layout');
     }
+    await this.writeChains.get(m.orderId);
     const existing = await this.opts.storage.rental(m.orderId);
     if (existing?.expired) return reject('rental already expired here');
     const now = this.trusted.now();

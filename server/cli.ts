@@ -1,0 +1,113 @@
+/**
+ * The operator's command line (`npm run cli -- <command>`, installed as `rental`):
+ * serve, ingest a title with a progress line, list the catalog.
+ */
+import { resolve } from 'node:path';
+import { cryptoReady } from '../shared/crypto.ts';
+import { RentalError } from '../shared/errors.ts';
+import { intArg, parseCli, progressLine, requireArg, runCli, UsageError } from './cli-args.ts';
+import { MediaStore } from './content/media-store.ts';
+import { SERVE_USAGE, serve } from './main.ts';
+import { SqliteRepository } from './store/sqlite.ts';
+
+const USAGE = `usage: npm run cli -- <command> [options]
+commands:
+  serve [options]            run the server (same as npm start; see serve --help)
+  ingest FILE --item N --title TITLE --genre GENRE --price-cents N
+         [--year YYYY] [--synopsis TEXT] [--poster IMAGE] [--duration SECONDS] [--data DIR]
+                             add or replace a title in the catalog
+  catalog [--data DIR]       list the catalog
+
+${SERVE_USAGE}`;
+
+function openRepo(dataDir: string) {
+  return new SqliteRepository(resolve(dataDir, 'rental.sqlite'));
+}
+
+async function main(argv: string[]): Promise<number | undefined> {
+  const [command, ...rest] = argv;
+  if (!command || command === '--help' || command === '-h') {
+    process.stdout.write(`${USAGE}\n`);
+    return command ? 0 : 2;
+  }
+  if (command === 'serve') return serve(rest);
+  if (command === 'ingest') {
+    const { values, positionals } = parseCli(
+      rest,
+      {
+        item: { type: 'string' },
+        title: { type: 'string' },
+        genre: { type: 'string' },
+        'price-cents': { type: 'string' },
+        year: { type: 'string' },
+        synopsis: { type: 'string' },
+        poster: { type: 'string' },
+        duration: { type: 'string' },
+        data: { type: 'string', default: './data' },
+      },
+      true,
+    );
+    const file = positionals[0];
+    if (!file || positionals.length > 1) throw new UsageError('ingest needs exactly one FILE');
+    const title = requireArg(values.title, 'title').trim();
+    const genre = requireArg(values.genre, 'genre').trim();
+    if (title.length > 200 || genre.length > 64)
+      throw new UsageError('--title (200) or --genre (64) is too long');
+    const meta = {
+      itemNumber: intArg(requireArg(values.item, 'item'), 'item', 1, 999_999_999) as number,
+      title,
+      genre,
+      priceCents: intArg(
+        requireArg(values['price-cents'], 'price-cents'),
+        'price-cents',
+        0,
+        100_000,
+      ) as number,
+      year: intArg(values.year, 'year', 1888, 2100) ?? null,
+      synopsis: typeof values.synopsis === 'string' ? values.synopsis.slice(0, 2000) : '',
+      poster: values.poster as string | undefined,
+      durationSeconds: intArg(values.duration, 'duration', 0, 1_000_000),
+    };
+    await cryptoReady();
+    const repo = openRepo(values.data as string);
+    try {
+      const row = await new MediaStore(values.data as string, repo).ingest(
+        file,
+        meta,
+        progressLine(`ingesting ${file}`),
+      );
+      process.stdout.write(
+        `item ${row.itemNumber} "${row.title}" ingested: ${row.size} bytes, sha256 ${row.sha256}\n`,
+      );
+      return 0;
+    } catch (err) {
+      if (err instanceof RentalError) {
+        process.stderr.write(`ingest refused: ${err.message}\n`);
+        return 1;
+      }
+      throw err;
+    } finally {
+      await repo.close();
+    }
+  }
+  if (command === 'catalog') {
+    const { values } = parseCli(rest, { data: { type: 'string', default: './data' } });
+    const repo = openRepo(values.data as string);
+    try {
+      const items = await repo.catalog();
+      if (items.length === 0)
+        process.stdout.write('the catalog is empty (npm start loads the demo catalog)\n');
+      for (const i of items) {
+        process.stdout.write(
+          `${String(i.itemNumber).padStart(6)}  ${i.title.padEnd(30)} ${i.genre.padEnd(16)} ${(i.priceCents / 100).toFixed(2).padStart(7)}  ${(i.size / 1048576).toFixed(1)} MB\n`,
+        );
+      }
+      return 0;
+    } finally {
+      await repo.close();
+    }
+  }
+  throw new UsageError(`unknown command ${JSON.stringify(command)}`);
+}
+
+runCli(() => main(process.argv.slice(2)), USAGE);

@@ -1,0 +1,145 @@
+/** Test helpers: a real server on an ephemeral loopback port, real sockets, real SQLite, temp folders. */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { WebSocket } from 'ws';
+import { TerminalCore, type TerminalEvent, type TerminalOptions } from '../player/core/terminal-core.ts';
+import type { TerminalStorage } from '../player/core/terminal-storage.ts';
+import { FileStorage } from '../player/headless/file-storage.ts';
+import { type RunningServer, type ServerOptions, startServer } from '../server/app.ts';
+import { setQuietLogs } from '../server/log.ts';
+import { cryptoReady } from '../shared/crypto.ts';
+import { RentalClient, type SocketLike } from '../shared/rental-client.ts';
+
+setQuietLogs(true);
+
+export const socket = (url: string) => new WebSocket(url) as unknown as SocketLike;
+
+const cleanups: (() => Promise<void> | void)[] = [];
+export async function cleanup(): Promise<void> {
+  while (cleanups.length) await cleanups.pop()?.();
+}
+
+export function tempDir(prefix = 'rd-test-'): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+export async function testServer(opts: Partial<ServerOptions> = {}): Promise<RunningServer> {
+  await cryptoReady();
+  const server = await startServer({
+    dataDir: opts.dataDir ?? tempDir(),
+    port: 0,
+    minRentalSeconds: 1,
+    ...opts,
+  });
+  let closed = false;
+  const close = server.close.bind(server);
+  server.close = async () => {
+    if (closed) return;
+    closed = true;
+    await close();
+  };
+  cleanups.push(() => server.close());
+  return server;
+}
+
+export async function customer(
+  server: { wsUrl: string },
+  email = `c${Math.random().toString(36).slice(2)}@example.com`,
+) {
+  const client = new RentalClient(server.wsUrl, socket);
+  await client.connect();
+  cleanups.push(() => client.close());
+  const auth = await client.request('auth.register', {
+    email,
+    password: 'correct horse battery',
+    name: 'Test Customer',
+  });
+  return Object.assign(client, { email, token: auth.token, customerId: auth.customer.customerId });
+}
+
+/** Wait until a predicate over recorded events holds. Event-driven, bounded by a timeout. */
+export class EventLog {
+  readonly events: (TerminalEvent & { at: number })[] = [];
+  private waiters: (() => void)[] = [];
+  push = (e: TerminalEvent) => {
+    this.events.push({ ...e, at: Date.now() });
+    for (const w of this.waiters.splice(0)) w();
+  };
+  find<T extends TerminalEvent['type']>(
+    type: T,
+    pred: (e: Extract<TerminalEvent, { type: T }>) => boolean = () => true,
+  ) {
+    return this.events.find((e) => e.type === type && pred(e as never)) as unknown as
+      | (Extract<TerminalEvent, { type: T }> & { at: number })
+      | undefined;
+  }
+  async waitFor<T extends TerminalEvent['type']>(
+    type: T,
+    pred: (e: Extract<TerminalEvent, { type: T }>) => boolean = () => true,
+    timeoutMs = 10_000,
+  ): Promise<Extract<TerminalEvent, { type: T }> & { at: number }> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const hit = this.find(type, pred);
+      if (hit) return hit;
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        throw new Error(`timed out waiting for ${type}; saw ${this.events.map((e) => e.type).join(', ')}`);
+      }
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        this.waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+}
+
+export async function terminal(
+  server: { wsUrl: string },
+  opts: Partial<TerminalOptions> & { dir?: string; storage?: TerminalStorage } = {},
+) {
+  const dir = opts.dir ?? tempDir('rd-term-');
+  const log = new EventLog();
+  const core = new TerminalCore({
+    serverUrl: server.wsUrl,
+    storage: opts.storage ?? new FileStorage(dir),
+    socketFactory: socket,
+    kind: 'headless',
+    name: 'Test terminal',
+    ...opts,
+    onEvent: (e) => {
+      log.push(e);
+      opts.onEvent?.(e);
+    },
+  });
+  await core.start();
+  cleanups.push(() => core.stop());
+  await log.waitFor('welcome');
+  return { core, log, dir };
+}
+
+/** Register a customer and link a fresh terminal to them, as a person would with the pairing code. */
+export async function linkedPair(server: RunningServer, topts: Parameters<typeof terminal>[1] = {}) {
+  const c = await customer(server);
+  const t = await terminal(server, topts);
+  const code = t.core.pairingCode as string;
+  const { terminal: view } = await c.request('terminal.link', { code, name: 'Living room' });
+  await t.log.waitFor('linked');
+  return { c, t, view, code };
+}
+
+export async function collect(core: TerminalCore, orderId: string): Promise<Buffer> {
+  const parts: Uint8Array[] = [];
+  await core.decrypt(orderId, (p) => {
+    parts.push(p);
+  });
+  return Buffer.concat(parts);
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,0 +1,309 @@
+/**
+ * Whole rentals over real WebSockets on loopback, with a real SQLite-backed server and headless
+ * terminals storing to real folders.
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, test } from 'node:test';
+import type { TerminalError } from '../player/core/terminal-core.ts';
+import type { StoredRental } from '../player/core/terminal-storage.ts';
+import { FileStorage } from '../player/headless/file-storage.ts';
+import type { RentalError } from '../shared/errors.ts';
+import { cleanup, collect, customer, linkedPair, sleep, terminal, testServer } from './harness.ts';
+
+afterEach(cleanup);
+
+const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+async function mediaOf(server: Awaited<ReturnType<typeof testServer>>, itemNumber: number) {
+  const item = await server.repo.catalogItem(itemNumber);
+  assert.ok(item);
+  return readFileSync(server.media.path(item.mediaFile));
+}
+
+test('full rental: order, encrypted delivery, licence, decrypt equals the original, expiry wipes', async () => {
+  const server = await testServer();
+  const { c, t, view } = await linkedPair(server);
+  assert.equal(view.online, true);
+  const updates: string[] = [];
+  c.on('order.update', (m) => updates.push(m.order.status));
+
+  const { order } = await c.request('order.place', {
+    itemNumber: 102,
+    terminalId: t.core.terminalId,
+    periodSeconds: 3,
+    schedule: { mode: 'now' },
+  });
+  assert.equal(order.title, 'The Mandelbrot Voyage');
+  await t.log.waitFor('stored', (e) => e.orderId === order.orderId);
+  await t.log.waitFor('licence', (e) => e.orderId === order.orderId);
+  const progress = t.log.events.filter((e) => e.type === 'progress');
+  assert.ok(progress.length >= 2, 'progress is reported while the delivery runs');
+
+  // What the terminal stored is ciphertext, not the title.
+  const original = await mediaOf(server, 102);
+  const stored = readFileSync(join(t.dir, 'rentals', order.orderId, 'content.enc'));
+  assert.notEqual(stored.subarray(0, 64).toString('hex'), original.subarray(0, 64).toString('hex'));
+  assert.equal(stored.indexOf(original.subarray(1000, 1064)), -1);
+
+  const clear = await collect(t.core, order.orderId);
+  assert.equal(sha(clear), sha(original));
+
+  // The store app saw it through to an open window.
+  const { orders } = await c.request('order.list', {});
+  assert.equal(orders[0]?.status, 'window-open');
+  assert.equal(orders[0]?.chunksDelivered, orders[0]?.totalChunks);
+  assert.ok(updates.includes('delivering'));
+  assert.ok(updates.includes('window-open'));
+
+  await t.log.waitFor('expired', (e) => e.orderId === order.orderId, 6000);
+  await assert.rejects(collect(t.core, order.orderId), (e: TerminalError) => e.code === 'EXPIRED');
+  const rental = (await t.core.rentals()).find((r) => r.orderId === order.orderId);
+  assert.equal(rental?.expired, true, 'the library row stays, marked expired');
+  assert.equal(await new FileStorage(t.dir).licence(order.orderId), undefined, 'the key is gone');
+  const serverOrder = await server.repo.orderById(order.orderId);
+  await sleep(200);
+  assert.equal(
+    (await server.repo.orderById(order.orderId))?.wrappedKey,
+    null,
+    'the server forgot the key too',
+  );
+  assert.ok(serverOrder);
+});
+
+test('key delivery later: content pre-loads now, the licence arrives only at the key time', async () => {
+  const server = await testServer();
+  const { c, t } = await linkedPair(server);
+  const keyAt = Date.now() + 1500;
+  const { order } = await c.request('order.place', {
+    itemNumber: 101,
+    terminalId: t.core.terminalId,
+    periodSeconds: 60,
+    schedule: { mode: 'key-delivery', at: keyAt },
+  });
+  assert.equal(order.notBefore, keyAt);
+  const stored = await t.log.waitFor('stored', (e) => e.orderId === order.orderId);
+  assert.ok(stored.at < keyAt, 'content arrived before the key time');
+  await assert.rejects(collect(t.core, order.orderId), (e: TerminalError) => e.code === 'NO_LICENCE');
+  const lic = await t.log.waitFor('licence', (e) => e.orderId === order.orderId);
+  assert.ok(lic.at >= keyAt, `licence came ${keyAt - lic.at} ms early`);
+  assert.equal((await collect(t.core, order.orderId)).length, order.size);
+});
+
+test('delivery start in the future: nothing is delivered early', async () => {
+  const server = await testServer();
+  const { c, t } = await linkedPair(server);
+  const at = Date.now() + 1200;
+  const { order } = await c.request('order.place', {
+    itemNumber: 101,
+    terminalId: t.core.terminalId,
+    periodSeconds: 60,
+    schedule: { mode: 'delivery-start', at },
+  });
+  assert.equal(order.status, 'scheduled');
+  await sleep(600);
+  assert.equal(t.log.find('offer'), undefined, 'no offer before the delivery start');
+  assert.equal(t.log.find('licence'), undefined);
+  const offer = await t.log.waitFor('offer');
+  assert.ok(offer.at >= at);
+  await t.log.waitFor('licence');
+});
+
+test('a terminal offline at delivery time gets content and key when it comes back', async () => {
+  const server = await testServer();
+  const { c, t } = await linkedPair(server);
+  t.core.stop();
+  await sleep(100);
+  const { order } = await c.request('order.place', {
+    itemNumber: 103,
+    terminalId: t.core.terminalId,
+    periodSeconds: 60,
+    schedule: { mode: 'now' },
+  });
+  await sleep(300);
+  const listed = (await c.request('order.list', {})).orders[0];
+  assert.equal(listed?.contentState, 'waiting-terminal');
+  assert.equal(listed?.keyState, 'waiting-terminal');
+  const again = await terminal(server, { dir: t.dir });
+  assert.equal(again.core.terminalId, t.core.terminalId, 'same identity after restart');
+  await again.log.waitFor('stored', (e) => e.orderId === order.orderId);
+  await again.log.waitFor('licence', (e) => e.orderId === order.orderId);
+  assert.equal(sha(await collect(again.core, order.orderId)), sha(await mediaOf(server, 103)));
+});
+
+test('the licence is never sent after the window: an offline terminal back too late gets nothing', async () => {
+  const server = await testServer();
+  const { c, t } = await linkedPair(server);
+  t.core.stop();
+  await sleep(100);
+  const { order } = await c.request('order.place', {
+    itemNumber: 101,
+    terminalId: t.core.terminalId,
+    periodSeconds: 1,
+    schedule: { mode: 'now' },
+  });
+  await sleep(1500);
+  const again = await terminal(server, { dir: t.dir });
+  await sleep(500);
+  assert.equal(again.log.find('licence'), undefined);
+  assert.equal(again.log.find('offer'), undefined);
+  const o = (await c.request('order.list', {})).orders.find((x) => x.orderId === order.orderId);
+  assert.equal(o?.status, 'expired');
+  assert.equal(o?.keyState, 'not-delivered');
+});
+
+test('server restarted mid-delivery: the order survives and the transfer resumes from the stored chunk', async () => {
+  const dataDir = (await import('./harness.ts')).tempDir();
+  let server = await testServer({ dataDir });
+  const port = server.port;
+  // A terminal whose storage stalls after chunk 8, so the server can be killed mid-transfer.
+  let release: () => void = () => {};
+  const gate = new Promise<void>((r) => {
+    release = r;
+  });
+  const dir = (await import('./harness.ts')).tempDir('rd-term-');
+  const base = new FileStorage(dir);
+  const written: number[] = [];
+  const storage = Object.assign(Object.create(base) as FileStorage, {
+    writeChunk: async (r: StoredRental, index: number, cipher: Uint8Array) => {
+      if (index === 8 && written.filter((i) => i === 8).length === 0) {
+        written.push(8);
+        await gate;
+      }
+      written.push(index);
+      return base.writeChunk(r, index, cipher);
+    },
+  });
+  const { c, t } = await linkedPair(server, { storage, dir, progressEvery: 4 });
+  const { order } = await c.request('order.place', {
+    itemNumber: 102,
+    terminalId: t.core.terminalId,
+    periodSeconds: 120,
+    schedule: { mode: 'now' },
+  });
+  await t.log.waitFor('progress', (e) => e.have >= 8);
+  await server.close();
+  release();
+  server = await testServer({ dataDir, port });
+  await t.log.waitFor('stored', (e) => e.orderId === order.orderId, 15_000);
+  await t.log.waitFor('licence', (e) => e.orderId === order.orderId);
+  const offers = t.log.events.filter((e) => e.type === 'offer');
+  assert.equal(offers.length, 1, 'the second offer resumed the existing rental instead of starting over');
+  const firstAfterRestart = written.lastIndexOf(8);
+  assert.ok(written.indexOf(0) === written.lastIndexOf(0), 'chunk 0 was not sent twice');
+  assert.ok(firstAfterRestart > 0);
+  assert.equal(sha(await collect(t.core, order.orderId)), sha(await mediaOf(server, 102)));
+  // The order placed before the restart is still there after it.
+  const c2 = await customer(server, `x${Date.now()}@example.com`);
+  assert.ok(c2);
+  assert.ok(await server.repo.orderById(order.orderId));
+});
+
+test("a customer cannot see, target, rename or unlink another customer's terminal", async () => {
+  const server = await testServer();
+  const { t, code: usedCode } = await linkedPair(server);
+  const mallory = await customer(server);
+  const code = (p: Promise<unknown>) =>
+    p.then(
+      () => 'ok',
+      (e: RentalError) => e.code,
+    );
+  assert.equal(
+    await code(
+      mallory.request('order.place', {
+        itemNumber: 101,
+        terminalId: t.core.terminalId,
+        periodSeconds: 60,
+        schedule: { mode: 'now' },
+      }),
+    ),
+    'NOT_FOUND',
+  );
+  assert.equal(
+    await code(mallory.request('terminal.rename', { terminalId: t.core.terminalId, name: 'mine' })),
+    'NOT_FOUND',
+  );
+  assert.equal(
+    await code(mallory.request('terminal.unlink', { terminalId: t.core.terminalId })),
+    'NOT_FOUND',
+  );
+  assert.deepEqual((await mallory.request('terminal.list', {})).terminals, []);
+  assert.deepEqual((await mallory.request('order.list', {})).orders, []);
+  // A used pairing code cannot be replayed to steal the terminal.
+  assert.match(usedCode, /^[A-Z2-9]{4}-[A-Z2-9]{4}$/);
+  assert.equal(
+    await code(mallory.request('terminal.link', { code: usedCode, name: 'stolen' })),
+    'PAIRING_CODE_INVALID',
+  );
+});
+
+test('tampered ciphertext and a tampered stored licence are refused at decryption', async () => {
+  const server = await testServer();
+  const { c, t } = await linkedPair(server);
+  const { order } = await c.request('order.place', {
+    itemNumber: 101,
+    terminalId: t.core.terminalId,
+    periodSeconds: 60,
+    schedule: { mode: 'now' },
+  });
+  await t.log.waitFor('licence', (e) => e.orderId === order.orderId);
+  await t.log.waitFor('stored', (e) => e.orderId === order.orderId);
+  const file = join(t.dir, 'rentals', order.orderId, 'content.enc');
+  const bytes = readFileSync(file);
+  bytes[5000] = (bytes[5000] as number) ^ 0xff;
+  writeFileSync(file, bytes);
+  await assert.rejects(collect(t.core, order.orderId), (e: TerminalError) => e.code === 'TAMPERED');
+  bytes[5000] = (bytes[5000] as number) ^ 0xff;
+  writeFileSync(file, bytes);
+  assert.equal((await collect(t.core, order.orderId)).length, order.size);
+
+  const licFile = join(t.dir, 'rentals', order.orderId, 'licence.json');
+  const lic = JSON.parse(readFileSync(licFile, 'utf8'));
+  const data = JSON.parse(Buffer.from(lic.data, 'base64url').toString());
+  data.notAfter += 86_400_000;
+  writeFileSync(
+    licFile,
+    JSON.stringify({ ...lic, data: Buffer.from(JSON.stringify(data)).toString('base64url') }),
+  );
+  await assert.rejects(collect(t.core, order.orderId), (e: TerminalError) => e.code === 'TAMPERED');
+});
+
+test('a clock turned back past the last server-signed time is refused offline', async () => {
+  const server = await testServer();
+  let skew = 0;
+  const clock = { now: () => Date.now() + skew, monotonic: () => performance.now() };
+  const { c, t } = await linkedPair(server, { clock });
+  const { order } = await c.request('order.place', {
+    itemNumber: 101,
+    terminalId: t.core.terminalId,
+    periodSeconds: 3600,
+    schedule: { mode: 'now' },
+  });
+  await t.log.waitFor('licence', (e) => e.orderId === order.orderId);
+  await t.log.waitFor('stored', (e) => e.orderId === order.orderId);
+  t.core.stop();
+  await server.close();
+  // Offline, in a new process (no server anchor), with the clock set back two hours.
+  skew = -2 * 3_600_000;
+  const { TerminalCore } = await import('../player/core/terminal-core.ts');
+  const offline = new TerminalCore({
+    serverUrl: 'ws://127.0.0.1:9/ws',
+    storage: new FileStorage(t.dir),
+    socketFactory: () => {
+      throw new Error('offline');
+    },
+    kind: 'headless',
+    name: 'offline',
+    clock,
+  });
+  await offline.init();
+  await assert.rejects(collect(offline, order.orderId), (e: TerminalError) => e.code === 'CLOCK_TURNED_BACK');
+  skew = 0;
+  assert.equal(
+    (await collect(offline, order.orderId)).length,
+    order.size,
+    'offline playback inside the window works',
+  );
+});
