@@ -72,7 +72,11 @@ export function progressLine(label: string) {
   const tty = process.stderr.isTTY;
   return (done: number, total: number) => {
     const pct = total ? Math.floor((done / total) * 100) : 100;
-    if (pct === lastPct || (!tty && pct % 10 !== 0 && pct !== 100)) return;
+    // On a terminal redraw every percent; in a log, one line per tenth.
+    const step = tty ? pct : Math.floor(pct / 10);
+    const lastStep = tty ? lastPct : Math.floor(lastPct / 10);
+    if (lastPct >= 0 && step === lastStep && pct !== 100) return;
+    if (pct === lastPct) return;
     lastPct = pct;
     const width = 30;
     const filled = Math.round((pct / 100) * width);

@@ -65,7 +65,7 @@ export type TerminalEvent =
       pairingExpiresAt: number | null;
     }
   | { type: 'offer'; rental: StoredRental }
-  | { type: 'progress'; orderId: string; have: number; total: number }
+  | { type: 'progress'; orderId: string; have: number; total: number; bytes: number; size: number }
   | { type: 'stored'; orderId: string }
   | { type: 'licence'; orderId: string; notBefore: number; notAfter: number }
   | { type: 'expired'; orderId: string }
@@ -413,7 +413,14 @@ export class TerminalCore {
       await this.opts.storage.flush(r.orderId);
       await this.opts.storage.putRental(r);
       this.send(d.link, { type: 'delivery.progress', orderId: r.orderId, have: r.have });
-      this.emit({ type: 'progress', orderId: r.orderId, have: r.have, total: r.totalChunks });
+      this.emit({
+        type: 'progress',
+        orderId: r.orderId,
+        have: r.have,
+        total: r.totalChunks,
+        bytes: Math.min(r.size, r.have * r.chunkSize),
+        size: r.size,
+      });
       if (done) {
         this.downloads.delete(r.orderId);
         this.emit({ type: 'stored', orderId: r.orderId });

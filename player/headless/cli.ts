@@ -42,7 +42,7 @@ export function describeEvent(
     case 'progress': {
       const bar = progress.get(e.orderId) ?? progressLine(`  receiving ${e.orderId.slice(0, 8)}`);
       progress.set(e.orderId, bar);
-      bar(e.have, e.total);
+      bar(e.bytes, e.size);
       return undefined;
     }
     case 'stored':

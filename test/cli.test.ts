@@ -1,0 +1,124 @@
+/** The command lines: bad arguments are clear and non-zero; ingest works and refuses non-media; the demo runs. */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, test } from 'node:test';
+import { cleanup, tempDir } from './harness.ts';
+
+afterEach(cleanup);
+
+const run = (script: string, args: string[], timeout = 60_000) =>
+  spawnSync(process.execPath, ['--import', 'tsx', script, ...args], { encoding: 'utf8', timeout });
+
+test('every command rejects missing or invalid arguments with a message and a non-zero exit', () => {
+  const cases: [string, string[], RegExp][] = [
+    ['server/cli.ts', [], /usage/],
+    ['server/cli.ts', ['frobnicate'], /unknown command/],
+    ['server/cli.ts', ['ingest'], /exactly one FILE/],
+    ['server/cli.ts', ['ingest', 'a.webm'], /--title is required/],
+    [
+      'server/cli.ts',
+      ['ingest', 'a.webm', '--title', 'T', '--genre', 'G', '--item', 'x', '--price-cents', '1'],
+      /--item must be a whole number/,
+    ],
+    [
+      'server/cli.ts',
+      ['ingest', 'a.webm', '--title', 'T', '--genre', 'G', '--item', '1', '--price-cents=-5'],
+      /--price-cents must be/,
+    ],
+    ['server/cli.ts', ['catalog', '--bogus'], /Unknown option '--bogus'/],
+    ['server/cli.ts', ['serve', '--port', '70000'], /--port must be a whole number from 0 to 65535/],
+    ['server/cli.ts', ['serve', '--role', 'both'], /--role must be all, key or content/],
+    ['server/cli.ts', ['serve', '--role', 'content'], /--role content needs --key-server/],
+    ['server/cli.ts', ['serve', '--role', 'content', '--key-server', 'http://x'], /ws:\/\/ or wss:\/\//],
+    ['player/headless/cli.ts', [], /usage/],
+    ['player/headless/cli.ts', ['run'], /--server is required/],
+    ['player/headless/cli.ts', ['run', '--server', 'localhost:8080'], /must be a ws:\/\/ or wss:\/\/ URL/],
+    ['player/headless/cli.ts', ['play', '--out', 'x'], /exactly one ORDER_ID/],
+    ['player/headless/cli.ts', ['play', 'not-an-order', '--out', 'x'], /is not an order id/],
+    ['player/headless/cli.ts', ['dance'], /unknown command/],
+    ['scripts/demo.ts', ['--period', '1'], /--period must be a whole number from 5 to 300/],
+  ];
+  for (const [script, args, want] of cases) {
+    const r = run(script, args);
+    assert.notEqual(r.status, 0, `${script} ${args.join(' ')} should fail`);
+    assert.match(r.stderr + r.stdout, want, `${script} ${args.join(' ')}`);
+  }
+});
+
+test('ingest stores a real clip with a progress line and refuses a fake one, leaving nothing behind', () => {
+  const data = tempDir();
+  const ok = run('server/cli.ts', [
+    'ingest',
+    'media/demo/colour-bars-at-dawn.webm',
+    '--item',
+    '501',
+    '--title',
+    'Bars Again',
+    '--genre',
+    'Documentary',
+    '--price-cents',
+    '199',
+    '--data',
+    data,
+  ]);
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.match(ok.stderr, /ingesting .*100%/);
+  assert.match(ok.stdout, /item 501 "Bars Again" ingested/);
+  const list = run('server/cli.ts', ['catalog', '--data', data]);
+  assert.match(list.stdout, /501\s+Bars Again/);
+
+  const fake = join(data, 'fake.webm');
+  writeFileSync(fake, 'this is not a video at all');
+  const bad = run('server/cli.ts', [
+    'ingest',
+    fake,
+    '--item',
+    '502',
+    '--title',
+    'Fake',
+    '--genre',
+    'X',
+    '--price-cents',
+    '1',
+    '--data',
+    data,
+  ]);
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /not a WebM, Matroska or MP4 file/);
+  assert.doesNotMatch(run('server/cli.ts', ['catalog', '--data', data]).stdout, /Fake/);
+  assert.deepEqual(
+    readdirSync(join(data, 'media')).filter((f) => f.startsWith('.ingest')),
+    [],
+    'no half-ingested temporary file',
+  );
+  const missing = run('server/cli.ts', [
+    'ingest',
+    join(data, 'nope.webm'),
+    '--item',
+    '503',
+    '--title',
+    'N',
+    '--genre',
+    'X',
+    '--price-cents',
+    '1',
+    '--data',
+    data,
+  ]);
+  assert.equal(missing.status, 1);
+  assert.match(missing.stderr, /is not a file/);
+  assert.ok(existsSync(join(data, 'rental.sqlite')));
+});
+
+test('npm run demo walks a whole rental and exits 0', () => {
+  const r = run('scripts/demo.ts', ['--period', '5'], 120_000);
+  assert.equal(r.status, 0, r.stderr + r.stdout);
+  assert.match(r.stdout, /decrypted sha256 ([0-9a-f]{64})/);
+  const [, a] = /original\s+sha256 ([0-9a-f]{64})/.exec(r.stdout) ?? [];
+  const [, b] = /decrypted sha256 ([0-9a-f]{64})/.exec(r.stdout) ?? [];
+  assert.equal(a, b);
+  assert.match(r.stdout, /cannot play: .*\(EXPIRED\) \(exit 3\)/);
+  assert.match(r.stdout, /the store shows: expired/);
+});

@@ -1,0 +1,71 @@
+/**
+ * Key server and content store as separate servers, talking over the authenticated peer link.
+ * The terminal is told the content server's address and receives content from it directly.
+ */
+import assert from 'node:assert/strict';
+import { afterEach, test } from 'node:test';
+import { WebSocket } from 'ws';
+import { cleanup, collect, linkedPair, tempDir, testServer } from './harness.ts';
+
+afterEach(cleanup);
+
+test('roles apart: the key server instructs the content server, which delivers to the terminal', async () => {
+  const dataDir = tempDir();
+  const contentUrls: string[] = [];
+  const key = await testServer({ dataDir, role: 'key', contentUrls });
+  const content = await testServer({ dataDir, role: 'content', keyServerUrl: key.wsUrl });
+  contentUrls.push(content.wsUrl);
+  const { c, t } = await linkedPair(key);
+  await t.log.waitFor('connected', (e) => e.url === content.wsUrl);
+
+  const { order } = await c.request('order.place', {
+    itemNumber: 103,
+    terminalId: t.core.terminalId,
+    periodSeconds: 60,
+    schedule: { mode: 'now' },
+  });
+  await t.log.waitFor('stored', (e) => e.orderId === order.orderId);
+  await t.log.waitFor('licence', (e) => e.orderId === order.orderId);
+  const clear = await collect(t.core, order.orderId);
+  assert.equal(clear.length, order.size);
+  // The key server recorded the content server's progress durably.
+  for (let i = 0; i < 50; i++) {
+    const o = await key.repo.orderById(order.orderId);
+    if (o?.contentState === 'delivered') break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const row = await key.repo.orderById(order.orderId);
+  assert.equal(row?.contentState, 'delivered');
+  assert.equal(row?.chunksDelivered, order.totalChunks);
+  assert.ok(content.hub.isOnline(t.core.terminalId), 'the terminal holds a connection to the content server');
+});
+
+test('the peer link refuses a content server without the peer key', async () => {
+  const key = await testServer({ role: 'key' });
+  const ws = new WebSocket(key.wsUrl);
+  const replies: { type: string; code?: string }[] = [];
+  await new Promise<void>((resolve) => {
+    ws.on('message', (d) => {
+      const m = JSON.parse(d.toString());
+      replies.push(m);
+      if (m.type === 'server.hello')
+        ws.send(JSON.stringify({ type: 'peer.auth', id: 1, mac: 'A'.repeat(43) }));
+      else resolve();
+    });
+  });
+  assert.equal(replies[1]?.code, 'BAD_SIGNATURE');
+  ws.send(
+    JSON.stringify({
+      type: 'delivery.status',
+      orderId: crypto.randomUUID(),
+      have: 1,
+      total: 1,
+      state: 'delivered',
+    }),
+  );
+  const next = await new Promise<{ code?: string }>((r) =>
+    ws.once('message', (d) => r(JSON.parse(d.toString()))),
+  );
+  assert.equal(next.code, 'NOT_AUTHENTICATED');
+  ws.close();
+});
