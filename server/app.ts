@@ -34,6 +34,8 @@ export interface ServerOptions {
   /** Key role alone: the content servers' WebSocket URLs, told to terminals. */
   contentUrls?: string[];
   connectionsPerIp?: number;
+  /** How long a pairing code stays valid (tests shorten it). */
+  pairingCodeTtlMs?: number;
 }
 
 export interface RunningServer {
@@ -84,7 +86,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     });
     peer = new PeerClient(opts.keyServerUrl, identity.peerKey, () => local as ContentDelivery);
   } else {
-    const terminals = new Terminals(hub, repo, () => opts.contentUrls ?? []);
+    const terminals = new Terminals(hub, repo, () => opts.contentUrls ?? [], opts.pairingCodeTtlMs);
     new Accounts(hub, repo);
     const dispatcher: ContentDispatcher =
       role === 'all' ? (local as ContentDelivery) : new RemoteContent(hub, identity.peerKey, onStatus);

@@ -187,3 +187,41 @@ test('sessions resume with a token and stop working once revoked', async () => {
   other.close();
   third.close();
 });
+
+test('pairing codes expire, are refused after expiry, and the terminal fetches a fresh one by itself', async () => {
+  const { customer, terminal } = await import('./harness.ts');
+  const server = await testServer({ pairingCodeTtlMs: 1200 });
+  const t = await terminal(server);
+  const first = t.core.pairingCode as string;
+  const c = await customer(server);
+  await new Promise((r) => setTimeout(r, 1400));
+  await assert.rejects(
+    c.request('terminal.link', { code: first, name: 'TV' }),
+    (e: { code: string }) => e.code === 'PAIRING_CODE_INVALID',
+  );
+  await t.log.waitFor('welcome', (e) => e.pairingCode !== first);
+  const fresh = t.core.pairingCode as string;
+  assert.notEqual(fresh, first);
+  const { terminal: view } = await c.request('terminal.link', {
+    code: fresh.toLowerCase().replace('-', ''),
+    name: 'TV',
+  });
+  assert.equal(view.terminalId, t.core.terminalId);
+  await t.log.waitFor('linked', (e) => e.linked);
+});
+
+test('an account links at most five terminals, with a clear error for the sixth', async () => {
+  const { customer, terminal } = await import('./harness.ts');
+  const server = await testServer();
+  const c = await customer(server);
+  for (let i = 0; i < 5; i++) {
+    const t = await terminal(server);
+    await c.request('terminal.link', { code: t.core.pairingCode as string, name: `Box ${i}` });
+  }
+  const sixth = await terminal(server);
+  await assert.rejects(
+    c.request('terminal.link', { code: sixth.core.pairingCode as string, name: 'Box 6' }),
+    (e: { code: string; message: string }) => e.code === 'TERMINAL_LIMIT' && /at most 5/.test(e.message),
+  );
+  assert.equal((await c.request('terminal.list', {})).terminals.length, 5);
+});

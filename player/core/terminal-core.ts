@@ -93,6 +93,7 @@ interface Link {
   nonce?: Uint8Array;
   backoffMs: number;
   authId?: number;
+  refreshId?: number;
 }
 
 interface Download {
@@ -117,6 +118,7 @@ export class TerminalCore {
   private readonly expiryTimers = new Map<string, ReturnType<typeof setTimeout>>();
   private stopped = false;
   private nextId = 1;
+  private pairingTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly clock: Clock;
   terminalId = '';
   linked = false;
@@ -151,6 +153,7 @@ export class TerminalCore {
 
   stop(): void {
     this.stopped = true;
+    clearTimeout(this.pairingTimer);
     for (const t of this.expiryTimers.values()) clearTimeout(t);
     for (const l of this.links.values()) l.ws?.close();
   }
@@ -173,7 +176,18 @@ export class TerminalCore {
   /** Ask for a fresh pairing code (the old one expired). */
   refreshPairing(): void {
     const link = this.links.get(this.opts.serverUrl);
-    if (link?.ws?.readyState === 1) this.send(link, { type: 'terminal.pairing.refresh', id: this.nextId++ });
+    if (link?.ws?.readyState !== 1) return;
+    link.refreshId = this.nextId++;
+    this.send(link, { type: 'terminal.pairing.refresh', id: link.refreshId });
+  }
+
+  /** A code shown on screen should never silently go stale: fetch a new one as it expires. */
+  private schedulePairingRefresh(expiresAt: number | null): void {
+    clearTimeout(this.pairingTimer);
+    if (this.linked || expiresAt === null || this.stopped) return;
+    const t = setTimeout(() => this.refreshPairing(), Math.max(1000, expiresAt - this.clock.now()));
+    (t as { unref?: () => void }).unref?.();
+    this.pairingTimer = t;
   }
 
   /**
@@ -275,7 +289,7 @@ export class TerminalCore {
         void this.onHello(link, m);
         break;
       case 'result':
-        if (m.re === link.authId) this.onWelcome(link, m.value as TerminalWelcome);
+        if (m.re === link.authId || m.re === link.refreshId) this.onWelcome(link, m.value as TerminalWelcome);
         break;
       case 'error':
         this.emit({ type: 'server-error', code: m.code, message: m.message });
@@ -283,6 +297,7 @@ export class TerminalCore {
       case 'terminal.linked':
         this.linked = m.linked;
         this.pairingCode = m.pairingCode;
+        this.schedulePairingRefresh(m.pairingExpiresAt);
         this.emit({ ...m, type: 'linked' });
         break;
       case 'delivery.offer':
@@ -337,6 +352,7 @@ export class TerminalCore {
     if (!link.primary) return;
     this.linked = w.linked;
     this.pairingCode = w.pairingCode;
+    this.schedulePairingRefresh(w.pairingExpiresAt);
     this.emit({ type: 'welcome', ...w });
     for (const url of w.contentUrls) if (!this.links.has(url)) this.connect(url, false);
   }

@@ -20,6 +20,7 @@ export class Terminals {
     private readonly hub: ConnectionHub,
     private readonly repo: Repository,
     private readonly contentUrls: () => string[],
+    private readonly pairingCodeTtlMs: number = LIMITS.pairingCodeTtlMs,
   ) {
     hub.handle('terminal.auth', async (conn, m) => {
       const terminalId = hub.authenticateTerminal(conn, m.signPublicKey, m.signature);
@@ -147,7 +148,7 @@ export class Terminals {
     let code = fresh ? undefined : await this.repo.pairingCodeOf(terminalId, now);
     if (!code) {
       const raw = Array.from({ length: 8 }, () => CODE_ALPHABET[randomInt(CODE_ALPHABET.length)]).join('');
-      code = { code: raw, expiresAt: now + LIMITS.pairingCodeTtlMs };
+      code = { code: raw, expiresAt: now + this.pairingCodeTtlMs };
       await this.repo.setPairingCode(terminalId, raw, code.expiresAt);
     }
     return {
