@@ -18,6 +18,9 @@ export const LIMITS = {
   /** Failed logins per e-mail per 15 minutes before further attempts are refused. */
   loginFailuresPerWindow: 5,
   loginFailureWindowMs: 15 * 60 * 1000,
+  /** Wrong pairing codes one account may enter per 10 minutes (codes are guessable only by brute force). */
+  pairingFailuresPerWindow: 10,
+  pairingFailureWindowMs: 10 * 60 * 1000,
   /** Terminals per customer account. */
   terminalsPerCustomer: 5,
   /** Pairing codes live this long and can be used once. */

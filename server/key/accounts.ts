@@ -7,6 +7,7 @@ import type { CustomerView } from '../../shared/protocol.ts';
 import type { Conn, ConnectionHub } from '../connection-hub.ts';
 import { log } from '../log.ts';
 import type { CustomerRow, Repository } from '../store/repository.ts';
+import { AttemptLimiter } from './attempt-limiter.ts';
 import { decoyHash, hashPassword, verifyPassword } from './passwords.ts';
 
 export const hashToken = (token: string) => createHash('sha256').update(token).digest('hex');
@@ -14,7 +15,11 @@ export const hashToken = (token: string) => createHash('sha256').update(token).d
 const viewOf = (c: CustomerRow): CustomerView => ({ customerId: c.id, email: c.email, name: c.name });
 
 export class Accounts {
-  private readonly failures = new Map<string, number[]>();
+  private readonly logins = new AttemptLimiter(
+    LIMITS.loginFailuresPerWindow,
+    LIMITS.loginFailureWindowMs,
+    'too many failed sign-ins for this e-mail; try again in 15 minutes',
+  );
 
   constructor(
     hub: ConnectionHub,
@@ -36,14 +41,14 @@ export class Accounts {
     });
 
     hub.handle('auth.login', async (conn, m) => {
-      this.checkLoginRate(m.email);
+      this.logins.check(m.email);
       const c = await repo.customerByEmail(m.email);
       const ok = await verifyPassword(c?.passwordHash ?? (await decoyHash()), m.password);
       if (!c || !ok) {
-        this.noteFailure(m.email);
+        this.logins.fail(m.email);
         throw new RentalError('BAD_CREDENTIALS', 'wrong e-mail or password');
       }
-      this.failures.delete(m.email);
+      this.logins.succeed(m.email);
       return this.startSession(conn, c);
     });
 
@@ -81,26 +86,5 @@ export class Accounts {
     conn.kind = 'customer';
     conn.customerId = customerId;
     conn.tokenHash = tokenHash;
-  }
-
-  private recentFailures(email: string): number[] {
-    const since = Date.now() - LIMITS.loginFailureWindowMs;
-    const list = (this.failures.get(email) ?? []).filter((t) => t > since);
-    if (list.length) this.failures.set(email, list);
-    else this.failures.delete(email);
-    return list;
-  }
-
-  private checkLoginRate(email: string) {
-    if (this.recentFailures(email).length >= LIMITS.loginFailuresPerWindow) {
-      throw new RentalError(
-        'RATE_LIMITED',
-        'too many failed sign-ins for this e-mail; try again in 15 minutes',
-      );
-    }
-  }
-
-  private noteFailure(email: string) {
-    this.failures.set(email, [...this.recentFailures(email), Date.now()]);
   }
 }

@@ -9,6 +9,7 @@ import type { TerminalView, TerminalWelcome } from '../../shared/protocol.ts';
 import type { Conn, ConnectionHub } from '../connection-hub.ts';
 import { log } from '../log.ts';
 import type { Repository, TerminalRow } from '../store/repository.ts';
+import { AttemptLimiter } from './attempt-limiter.ts';
 
 const CODE_ALPHABET = 'ABCDEFGHJKLMNPQRSTUVWXYZ23456789'; // no 0/O, 1/I: read off a TV across a room
 
@@ -16,6 +17,12 @@ export const formatPairingCode = (code: string) => `${code.slice(0, 4)}-${code.s
 export const normalisePairingCode = (code: string) => code.replace('-', '').toUpperCase();
 
 export class Terminals {
+  private readonly pairingAttempts = new AttemptLimiter(
+    LIMITS.pairingFailuresPerWindow,
+    LIMITS.pairingFailureWindowMs,
+    'too many wrong pairing codes; wait 10 minutes and check the code on the terminal',
+  );
+
   constructor(
     private readonly hub: ConnectionHub,
     private readonly repo: Repository,
@@ -40,19 +47,22 @@ export class Terminals {
 
     hub.handle('terminal.link', async (conn, m) => {
       const customerId = conn.customerId as string;
-      const terminalId = await repo.takePairingCode(normalisePairingCode(m.code), Date.now());
-      const t = terminalId ? await repo.terminalById(terminalId) : undefined;
-      if (!t || t.customerId) {
-        throw new RentalError(
-          'PAIRING_CODE_INVALID',
-          'that code is unknown, already used or expired; check the code on the terminal',
-        );
-      }
+      // Check the limit first, so a refused link does not use up the code on the terminal's screen.
       const mine = await repo.terminalsOfCustomer(customerId);
       if (mine.length >= LIMITS.terminalsPerCustomer) {
         throw new RentalError(
           'TERMINAL_LIMIT',
           `an account can link at most ${LIMITS.terminalsPerCustomer} terminals; unlink one first`,
+        );
+      }
+      this.pairingAttempts.check(customerId);
+      const terminalId = await repo.takePairingCode(normalisePairingCode(m.code), Date.now());
+      const t = terminalId ? await repo.terminalById(terminalId) : undefined;
+      if (!t || t.customerId) {
+        this.pairingAttempts.fail(customerId);
+        throw new RentalError(
+          'PAIRING_CODE_INVALID',
+          'that code is unknown, already used or expired; check the code on the terminal',
         );
       }
       await repo.linkTerminal(t.id, customerId, m.name, Date.now());
