@@ -19,6 +19,7 @@ import { Terminals } from './key/terminals.ts';
 import { log } from './log.ts';
 import { loadServerIdentity } from './server-identity.ts';
 import { SqliteRepository } from './store/sqlite.ts';
+import { type UiName, uiBundle } from './ui-bundles.ts';
 
 export interface ServerOptions {
   dataDir: string;
@@ -161,11 +162,20 @@ async function serveHttp(
       return void createReadStream(media.path(item.posterFile)).pipe(res);
     }
     if (url.pathname === '/') {
-      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-      return void res.end(
-        `<!doctype html><title>Rental Delivery</title><h1>Rental Delivery server</h1>
-<p>Role: ${role}. WebSocket endpoint: <code>/ws</code>. Health: <a href="/health">/health</a>.</p>`,
-      );
+      res.writeHead(302, { location: role === 'content' ? '/health' : '/store/' });
+      return void res.end();
+    }
+    const ui = /^\/(store)\/([a-z0-9.]*)$/.exec(url.pathname);
+    if (ui && role !== 'content') {
+      const bundle = await uiBundle(ui[1] as UiName);
+      const file = bundle.files.get(ui[2] || 'index.html');
+      if (!file) return notFound(res);
+      res.writeHead(200, { 'content-type': file.type, 'cache-control': 'no-cache' });
+      return void res.end(file.body);
+    }
+    if (url.pathname === '/store') {
+      res.writeHead(301, { location: '/store/' });
+      return void res.end();
     }
     notFound(res);
   } catch (err) {

@@ -55,7 +55,9 @@ type Handler<T extends ClientMessageType> = (
   msg: Extract<ClientMessage, { type: T }>,
 ) => Promise<unknown>;
 
+// Browsing the catalog needs no account, like any shop window.
 const PUBLIC_TYPES = new Set([
+  'catalog.list',
   'auth.register',
   'auth.login',
   'auth.resume',
@@ -261,7 +263,7 @@ export class ConnectionHub extends EventEmitter<HubEvents> {
 
   private checkRole(conn: Conn, type: string): void {
     const want = CUSTOMER_TYPES.has(type) ? 'customer' : TERMINAL_TYPES.has(type) ? 'terminal' : 'peer';
-    if (type === 'ping') return;
+    if (type === 'ping' || type === 'catalog.list') return;
     if (conn.kind !== 'none' && conn.kind !== want) {
       throw new RentalError('WRONG_ROLE', `a ${conn.kind} connection cannot send ${type}`);
     }

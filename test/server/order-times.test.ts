@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { orderStatus, orderTimes } from '../../server/key/orders.ts';
+import { orderStatus } from '../../server/key/orders.ts';
 import type { OrderRow } from '../../server/store/repository.ts';
 import { RentalError } from '../../shared/errors.ts';
+import { orderTimes } from '../../shared/order-times.ts';
 
 const NOW = 1_800_000_000_000;
 
