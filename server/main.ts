@@ -1,4 +1,6 @@
 /** `npm start`: run the server on its embedded defaults (SQLite and media in ./data, demo catalog). */
+
+import { launchStoreShell } from '../app/electron/shell-launcher.ts';
 import { LIMITS } from '../shared/limits.ts';
 import { startServer } from './app.ts';
 import { intArg, parseCli, runCli, UsageError, wsUrlArg } from './cli-args.ts';
@@ -11,7 +13,8 @@ export const SERVE_USAGE = `usage: npm start -- [options]
   --key-server URL           with --role content: the key server's ws://HOST:PORT/ws
   --content-url URL          with --role key: a content server terminals should use (repeatable)
   --min-rental-seconds N     shortest rental accepted (default ${LIMITS.defaultMinRentalSeconds})
-  --no-demo                  do not load the demo catalog into an empty catalog`;
+  --no-demo                  do not load the demo catalog into an empty catalog
+  --no-open                  do not open the store app window (Electron) after starting`;
 
 export async function serve(argv: string[]): Promise<number | undefined> {
   const { values } = parseCli(argv, {
@@ -23,6 +26,7 @@ export async function serve(argv: string[]): Promise<number | undefined> {
     'content-url': { type: 'string', multiple: true },
     'min-rental-seconds': { type: 'string' },
     'no-demo': { type: 'boolean' },
+    'no-open': { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
@@ -49,9 +53,24 @@ export async function serve(argv: string[]): Promise<number | undefined> {
     seedDemo: !values['no-demo'],
   });
   process.stdout.write(
-    `Rental Delivery (${role}) serving on ${server.url}  (WebSocket ${server.wsUrl}, data ${values.data})\n` +
-      `Run a terminal with: npm run terminal -- run --server ${server.wsUrl}\n`,
+    `Rental Delivery (${role}) serving on ${server.url}  (WebSocket ${server.wsUrl}, data ${values.data})\n`,
   );
+  if (role !== 'content') {
+    process.stdout.write(
+      `Store:    ${server.url}store/\nTerminal: npm run terminal -- run --server ${server.wsUrl}\n`,
+    );
+    if (!values['no-open']) {
+      const shell = await launchStoreShell(server.url);
+      if ('missing' in shell) {
+        process.stdout.write(
+          `(Store app window not opened: ${shell.missing}. Open the Store address in a browser.)\n`,
+        );
+      } else {
+        process.stdout.write('Opened the store app window.\n');
+        shell.on('exit', () => process.stdout.write('Store app window closed; the server keeps running.\n'));
+      }
+    }
+  }
   const stop = () => {
     process.stdout.write('shutting down\n');
     void server.close().then(() => process.exit(0));

@@ -34,7 +34,7 @@ export function OrderForm({ item }: { item: CatalogItem }) {
   const patch = (p: Partial<OrderDraft>) => setDraft((d) => ({ ...d, ...p }));
   // The terminal list can arrive after the form: pick one as soon as there is one.
   useEffect(() => {
-    if (terminals.length && !terminals.some((t) => t.terminalId === draft.terminalId)) {
+    if (terminals.length && draft.terminalId === '') {
       const pick = (terminals.find((t) => t.online) ?? terminals[0])?.terminalId ?? '';
       setDraft((d) => ({ ...d, terminalId: pick }));
     }
