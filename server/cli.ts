@@ -2,6 +2,7 @@
  * The operator's command line (`npm run cli -- <command>`, installed as `rental`):
  * serve, ingest a title with a progress line, list the catalog.
  */
+import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { cryptoReady } from '../shared/crypto.ts';
 import { RentalError } from '../shared/errors.ts';
@@ -14,13 +15,23 @@ const USAGE = `usage: npm run cli -- <command> [options]
 commands:
   serve [options]            run the server (same as npm start; see serve --help)
   ingest FILE --item N --title TITLE --genre GENRE --price-cents N
-         [--year YYYY] [--synopsis TEXT] [--poster IMAGE] [--duration SECONDS] [--data DIR]
+         [--year YYYY] [--synopsis TEXT] [--poster IMAGE] [--duration SECONDS]
+         [--codecs vp9,opus] [--data DIR]
                              add or replace a title in the catalog
   catalog [--data DIR]       list the catalog
 
 ${SERVE_USAGE}`;
 
+function codecsArg(value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || !/^[a-z0-9.]+(,[a-z0-9.]+)*$/i.test(value)) {
+    throw new UsageError(`--codecs must look like vp9,opus (got ${JSON.stringify(value)})`);
+  }
+  return value;
+}
+
 function openRepo(dataDir: string) {
+  mkdirSync(dataDir, { recursive: true });
   return new SqliteRepository(resolve(dataDir, 'rental.sqlite'));
 }
 
@@ -43,6 +54,7 @@ async function main(argv: string[]): Promise<number | undefined> {
         synopsis: { type: 'string' },
         poster: { type: 'string' },
         duration: { type: 'string' },
+        codecs: { type: 'string' },
         data: { type: 'string', default: './data' },
       },
       true,
@@ -67,6 +79,7 @@ async function main(argv: string[]): Promise<number | undefined> {
       synopsis: typeof values.synopsis === 'string' ? values.synopsis.slice(0, 2000) : '',
       poster: values.poster as string | undefined,
       durationSeconds: intArg(values.duration, 'duration', 0, 1_000_000),
+      codecs: codecsArg(values.codecs),
     };
     await cryptoReady();
     const repo = openRepo(values.data as string);

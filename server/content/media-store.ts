@@ -23,6 +23,8 @@ export interface IngestMeta {
   priceCents: number;
   durationSeconds?: number;
   poster?: string;
+  /** RFC 6381 codecs, e.g. "vp9,opus": players need them to feed Media Source Extensions. */
+  codecs?: string;
 }
 
 export type Progress = (done: number, total: number) => void;
@@ -49,25 +51,35 @@ async function sniffContainer(file: string): Promise<string> {
   throw new RentalError('BAD_MESSAGE', `${basename(file)} is not a WebM, Matroska or MP4 file`);
 }
 
-/** Ask ffprobe (when installed) for the duration; it also catches truncated or corrupt files. */
-function probeDuration(file: string): number | undefined {
+/**
+ * Ask ffprobe (when installed) for duration and codecs; it also catches truncated or corrupt files.
+ * Without ffprobe the deep check is skipped and the caller's values are used.
+ */
+function probe(file: string): { duration: number; codecs: string } | undefined {
   const r = spawnSync(
     'ffprobe',
-    ['-v', 'error', '-show_entries', 'format=duration', '-of', 'csv=p=0', file],
-    {
-      encoding: 'utf8',
-      timeout: 30_000,
-    },
+    ['-v', 'error', '-show_entries', 'format=duration:stream=codec_name', '-of', 'json', file],
+    { encoding: 'utf8', timeout: 30_000 },
   );
-  if (r.error) return undefined; // ffprobe not installed: skip the deep check
-  const d = Number.parseFloat(r.stdout.trim());
+  if (r.error) return undefined;
+  let parsed: { format?: { duration?: string }; streams?: { codec_name?: string }[] } = {};
+  try {
+    parsed = JSON.parse(r.stdout);
+  } catch {
+    // reported below as corrupt
+  }
+  const d = Number.parseFloat(parsed.format?.duration ?? '');
   if (r.status !== 0 || !Number.isFinite(d) || r.stderr.trim()) {
     throw new RentalError(
       'BAD_MESSAGE',
-      `${basename(file)} is corrupt or truncated: ${r.stderr.trim().split('\n')[0] ?? 'no duration'}`,
+      `${basename(file)} is corrupt or truncated: ${r.stderr.trim().split('\n')[0] || 'no duration'}`,
     );
   }
-  return d;
+  const codecs = (parsed.streams ?? [])
+    .map((st) => st.codec_name)
+    .filter(Boolean)
+    .join(',');
+  return { duration: d, codecs };
 }
 
 export class MediaStore {
@@ -91,8 +103,11 @@ export class MediaStore {
     if (info.size === 0) throw new RentalError('BAD_MESSAGE', `${basename(src)} is empty`);
     if (info.size > LIMITS.maxTitleBytes)
       throw new RentalError('TOO_LARGE', `${basename(src)} is larger than the limit`);
-    const mimeType = await sniffContainer(src);
-    const durationSeconds = meta.durationSeconds ?? probeDuration(src) ?? 0;
+    const container = await sniffContainer(src);
+    const probed = probe(src);
+    const durationSeconds = meta.durationSeconds ?? probed?.duration ?? 0;
+    const codecs = meta.codecs ?? probed?.codecs;
+    const mimeType = codecs ? `${container}; codecs="${codecs}"` : container;
 
     const tmp = this.path(`.ingest-${randomUUID()}`);
     const hash = createHash('sha256');
@@ -118,7 +133,7 @@ export class MediaStore {
       throw new RentalError('BAD_MESSAGE', `${basename(src)} changed while it was being ingested`);
     }
     const sha256 = hash.digest('hex');
-    const ext = Object.entries(MIME_BY_EXT).find(([, m]) => m === mimeType)?.[0] ?? '.bin';
+    const ext = Object.entries(MIME_BY_EXT).find(([, m]) => m === container)?.[0] ?? '.bin';
     const mediaFile = `${meta.itemNumber}-${sha256.slice(0, 12)}${ext}`;
     let posterFile: string | null = null;
     try {
