@@ -35,6 +35,8 @@ export interface ServerOptions {
   /** Key role alone: the content servers' WebSocket URLs, told to terminals. */
   contentUrls?: string[];
   connectionsPerIp?: number;
+  /** Cap on each delivery's rate in bytes per second (0: as fast as the terminal takes it). */
+  deliveryBytesPerSecond?: number;
   /** How long a pairing code stays valid (tests shorten it). */
   pairingCodeTtlMs?: number;
 }
@@ -77,7 +79,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     if (queue) void queue.onContentStatus(s);
     else peer?.report(s);
   };
-  if (role !== 'key') local = new ContentDelivery(hub, repo, media, onStatus);
+  if (role !== 'key') local = new ContentDelivery(hub, repo, media, onStatus, opts.deliveryBytesPerSecond);
 
   if (role === 'content') {
     if (!opts.keyServerUrl) throw new Error('--role content needs --key-server ws://HOST:PORT/ws');
@@ -165,7 +167,7 @@ async function serveHttp(
       res.writeHead(302, { location: role === 'content' ? '/health' : '/store/' });
       return void res.end();
     }
-    const ui = /^\/(store)\/([a-z0-9.]*)$/.exec(url.pathname);
+    const ui = /^\/(store|player)\/([a-z0-9.]*)$/.exec(url.pathname);
     if (ui && role !== 'content') {
       const bundle = await uiBundle(ui[1] as UiName);
       const file = bundle.files.get(ui[2] || 'index.html');
@@ -173,8 +175,8 @@ async function serveHttp(
       res.writeHead(200, { 'content-type': file.type, 'cache-control': 'no-cache' });
       return void res.end(file.body);
     }
-    if (url.pathname === '/store') {
-      res.writeHead(301, { location: '/store/' });
+    if (url.pathname === '/store' || url.pathname === '/player') {
+      res.writeHead(301, { location: `${url.pathname}/` });
       return void res.end();
     }
     notFound(res);

@@ -13,6 +13,7 @@ export const SERVE_USAGE = `usage: npm start -- [options]
   --key-server URL           with --role content: the key server's ws://HOST:PORT/ws
   --content-url URL          with --role key: a content server terminals should use (repeatable)
   --min-rental-seconds N     shortest rental accepted (default ${LIMITS.defaultMinRentalSeconds})
+  --delivery-rate KB         cap each delivery at KB kilobytes per second (default: no cap)
   --no-demo                  do not load the demo catalog into an empty catalog
   --no-open                  do not open the store app window (Electron) after starting`;
 
@@ -25,6 +26,7 @@ export async function serve(argv: string[]): Promise<number | undefined> {
     'key-server': { type: 'string' },
     'content-url': { type: 'string', multiple: true },
     'min-rental-seconds': { type: 'string' },
+    'delivery-rate': { type: 'string' },
     'no-demo': { type: 'boolean' },
     'no-open': { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
@@ -51,6 +53,7 @@ export async function serve(argv: string[]): Promise<number | undefined> {
     contentUrls,
     minRentalSeconds: intArg(values['min-rental-seconds'], 'min-rental-seconds', 1, LIMITS.maxRentalSeconds),
     seedDemo: !values['no-demo'],
+    deliveryBytesPerSecond: (intArg(values['delivery-rate'], 'delivery-rate', 1, 10_000_000) ?? 0) * 1024,
   });
   process.stdout.write(
     `Rental Delivery (${role}) serving on ${server.url}  (WebSocket ${server.wsUrl}, data ${values.data})\n`,

@@ -14,6 +14,7 @@ export interface UiBundle {
 
 const APPS = {
   store: { entry: 'app/renderer/main.tsx', title: 'Rental Delivery — Store' },
+  player: { entry: 'player/renderer/main.tsx', title: 'Rental Delivery — Player' },
 } as const;
 export type UiName = keyof typeof APPS;
 

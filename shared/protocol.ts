@@ -240,6 +240,7 @@ export const DeliveryOffer = z.strictObject({
   size: z.number().int().nonnegative(),
   chunkSize: z.number().int().positive(),
   totalChunks: z.number().int().positive(),
+  notBefore: Epoch,
   notAfter: Epoch,
 });
 export type DeliveryOffer = z.infer<typeof DeliveryOffer>;
@@ -280,6 +281,7 @@ export const ServerMessage = z.discriminatedUnion('type', [
     terminalId: TerminalId,
     /** The per-order content key, secretboxed under the peer link key. */
     sealedKey: B64(200),
+    notBefore: Epoch,
     notAfter: Epoch,
   }),
   z.strictObject({ type: z.literal('delivery.cancel'), orderId: OrderId }),

@@ -197,6 +197,7 @@ export class TerminalCore {
   async decrypt(
     orderId: string,
     sink: (plain: Uint8Array, index: number) => Promise<void> | void,
+    signal?: AbortSignal,
   ): Promise<Licence> {
     const r = await this.opts.storage.rental(orderId);
     if (!r) throw new TerminalError('NOT_FOUND', 'no such rental on this terminal');
@@ -231,6 +232,7 @@ export class TerminalCore {
     }
     const key = unsealContentKey(licence, this.identity);
     for (let i = 0; i < r.totalChunks; i++) {
+      if (signal?.aborted) break;
       const cipher = await this.opts.storage.readChunk(r, i);
       const plain = cipher && decryptChunk(key, cipher, orderId, i, r.totalChunks);
       if (!plain) throw new TerminalError('TAMPERED', `chunk ${i} failed authentication`);
@@ -386,6 +388,7 @@ export class TerminalCore {
         chunkSize: m.chunkSize,
         totalChunks: m.totalChunks,
         have: 0,
+        notBefore: m.notBefore,
         notAfter: m.notAfter,
         expired: false,
       };

@@ -15,6 +15,8 @@ export interface StoredRental {
   totalChunks: number;
   /** Chunks 0..have-1 are stored. */
   have: number;
+  /** When the key is due (the window opens), as the server announced it. */
+  notBefore: number;
   notAfter: number;
   /** Set once the window closed and key and ciphertext were wiped. */
   expired: boolean;

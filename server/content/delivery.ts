@@ -21,6 +21,8 @@ export interface DeliveryInstruction {
   itemNumber: number;
   terminalId: string;
   contentKey: Uint8Array;
+  /** When the key is released (the window opens): lets the terminal say when it will be playable. */
+  notBefore: number;
   notAfter: number;
 }
 
@@ -59,6 +61,8 @@ export class ContentDelivery implements ContentDispatcher {
     private readonly repo: Repository,
     private readonly media: MediaStore,
     private readonly report: (status: DeliveryStatus) => void,
+    /** Optional cap per delivery (bytes/s), so one order cannot take all of the uplink. */
+    private readonly maxBytesPerSecond = 0,
   ) {
     hub.on('terminal-online', (conn) => {
       for (const instr of this.pending.values()) {
@@ -158,6 +162,7 @@ export class ContentDelivery implements ContentDispatcher {
         size: item.size,
         chunkSize,
         totalChunks: total,
+        notBefore: instr.notBefore,
         notAfter: instr.notAfter,
       });
     });
@@ -169,6 +174,8 @@ export class ContentDelivery implements ContentDispatcher {
     try {
       const plain = Buffer.allocUnsafe(chunkSize);
       let lastSend: Promise<void> = Promise.resolve();
+      const started = Date.now();
+      let sent = 0;
       for (let i = s.have; i < total && !s.cancelled; i++) {
         while (!s.cancelled && i - s.have >= LIMITS.deliveryWindowChunks)
           await this.waitForProgress(s, instr);
@@ -180,6 +187,11 @@ export class ContentDelivery implements ContentDispatcher {
         const cipher = encryptChunk(instr.contentKey, plain.subarray(0, len), instr.orderId, i, total);
         lastSend = s.conn.sendBinary(encodeChunkFrame(instr.orderId, i, cipher));
         if (s.conn.ws.bufferedAmount > LIMITS.maxSocketBufferedBytes) await lastSend;
+        sent += cipher.length;
+        if (this.maxBytesPerSecond > 0) {
+          const ahead = (sent / this.maxBytesPerSecond) * 1000 - (Date.now() - started);
+          if (ahead > 0) await new Promise((r) => setTimeout(r, ahead));
+        }
       }
       await lastSend;
       while (!s.cancelled && s.have < total) await this.waitForProgress(s, instr);

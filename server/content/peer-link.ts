@@ -84,6 +84,7 @@ export class RemoteContent implements ContentDispatcher {
       itemNumber: instr.itemNumber,
       terminalId: instr.terminalId,
       sealedKey: toB64(secretboxSeal(instr.contentKey, this.peerKey)),
+      notBefore: instr.notBefore,
       notAfter: instr.notAfter,
     });
   }

@@ -140,6 +140,7 @@ export class DeliveryQueue {
         itemNumber: o.itemNumber,
         terminalId: o.terminalId,
         contentKey,
+        notBefore: o.notBefore,
         notAfter: o.notAfter,
       });
       if (o.contentState === 'scheduled') {
