@@ -63,7 +63,7 @@ async function bundle(name: UiName): Promise<UiBundle> {
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="Content-Security-Policy" content="default-src 'self'; script-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; media-src 'self' blob:; style-src 'self'">
+<meta http-equiv="Content-Security-Policy" content="default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self' ws: wss:; img-src 'self' data:; media-src 'self' blob:; style-src 'self'">
 <title>${app.title}</title>
 <link rel="icon" href="data:,">
 ${files.has('app.css') ? '<link rel="stylesheet" href="app.css">' : ''}

@@ -46,25 +46,46 @@ function storedBytes(r: LibraryRow): number {
   return r.have * cipherChunkLength(r.chunkSize);
 }
 
-type RowState = 'expired' | 'downloading' | 'waiting-key' | 'not-yet' | 'ready';
-function rowState(r: LibraryRow, now: number): RowState {
-  if (r.expired || now >= r.notAfter) return 'expired';
+type RowState = 'expired' | 'downloading' | 'waiting-key' | 'not-yet' | 'ready' | 'clock-blocked';
+function rowState(r: LibraryRow, now: number | null): RowState {
+  if (r.expired) return 'expired';
+  if (now === null) return 'clock-blocked';
+  if (now >= r.notAfter) return 'expired';
   if (r.have < r.totalChunks) return 'downloading';
   if (!r.keyHere) return 'waiting-key';
   if (now < r.notBefore) return 'not-yet';
   return 'ready';
 }
 
+const REFUSAL: Record<string, string> = {
+  WINDOW_NOT_OPEN: 'This rental has not started yet.',
+  EXPIRED: 'The rental period has ended. The film was removed from this player.',
+  CLOCK_TURNED_BACK:
+    "This device's clock was set back. Set the correct time, or connect to the internet, to play.",
+  NO_LICENCE: 'The key for this film has not arrived yet.',
+  INCOMPLETE: 'The film has not finished downloading.',
+  TAMPERED:
+    'The stored film is damaged and cannot be played. It will be downloaded again if you rent it again.',
+};
+
 function Pairing() {
-  const { pairingCode, pairingExpiresAt } = usePlayerState();
+  const { pairingCode, pairingExpiresAt, conn } = usePlayerState();
   const player = usePlayer();
   const now = useNow();
   const store = `${location.origin}/store/`;
+  if (!pairingCode) {
+    return (
+      <section className="pairing" data-testid="pairing">
+        <p className="eyebrow">Link this player to your account</p>
+        <p>{conn === 'offline' ? 'The server cannot be reached. Retrying…' : 'Getting a pairing code…'}</p>
+      </section>
+    );
+  }
   return (
     <section className="pairing" data-testid="pairing">
       <p className="eyebrow">Link this player to your account</p>
       <div className="code" data-testid="pairing-code">
-        {pairingCode ?? '····-····'}
+        {pairingCode}
       </div>
       <p>
         In the store (<strong>{store}</strong>) open <strong>Terminals</strong> and type this code.
@@ -82,8 +103,12 @@ function Pairing() {
 }
 
 function RentalCard({ r, onPlay }: { r: LibraryRow; onPlay: () => void }) {
-  const now = useNow();
-  const state = rowState(r, now);
+  const player = usePlayer();
+  useNow();
+  // Judge the window by trusted time (server-signed, monotonic), never by the device clock alone.
+  const trusted = player.core.trustedNow();
+  const now = trusted.ok ? trusted.now : Date.now();
+  const state = rowState(r, trusted.ok ? trusted.now : null);
   const pct = Math.floor((r.have / r.totalChunks) * 100);
   return (
     <li className={`rental ${state}`} data-testid={`rental-${r.orderId}`} data-state={state}>
@@ -126,6 +151,11 @@ function RentalCard({ r, onPlay }: { r: LibraryRow; onPlay: () => void }) {
         {state === 'ready' && (
           <span className="status ready" data-testid="time-left">
             Ready · {span(r.notAfter - now)} left
+          </span>
+        )}
+        {state === 'clock-blocked' && (
+          <span className="status warn" data-testid="clock-blocked">
+            {REFUSAL.CLOCK_TURNED_BACK}
           </span>
         )}
         {state === 'expired' && (
@@ -173,17 +203,6 @@ function Library({ onPlay }: { onPlay: (orderId: string) => void }) {
     </section>
   );
 }
-
-const REFUSAL: Record<string, string> = {
-  WINDOW_NOT_OPEN: 'This rental has not started yet.',
-  EXPIRED: 'The rental period has ended. The film was removed from this player.',
-  CLOCK_TURNED_BACK:
-    "This device's clock was set back. Set the correct time, or connect to the internet, to play.",
-  NO_LICENCE: 'The key for this film has not arrived yet.',
-  INCOMPLETE: 'The film has not finished downloading.',
-  TAMPERED:
-    'The stored film is damaged and cannot be played. It will be downloaded again if you rent it again.',
-};
 
 function Playback({ orderId, onClose }: { orderId: string; onClose: () => void }) {
   const player = usePlayer();

@@ -23,7 +23,9 @@ export interface PlayerState {
   lastError: string | null;
 }
 
+/** Remembered so an offline start still knows it is linked, and to whom it was named. */
 const NAME_KEY = 'rental.player.name';
+const LINKED_KEY = 'rental.player.linked';
 
 export class PlayerSession {
   readonly core: TerminalCore;
@@ -44,7 +46,7 @@ export class PlayerSession {
     readonly serverUrl: string,
     readonly storage: DexieStorage,
     kind: 'browser' | 'desktop' | 'set-top',
-    private readonly names: Pick<Storage, 'getItem' | 'setItem'>,
+    private readonly remembered: Pick<Storage, 'getItem' | 'setItem' | 'removeItem'>,
   ) {
     this.core = new TerminalCore({
       serverUrl,
@@ -75,7 +77,11 @@ export class PlayerSession {
 
   async start(): Promise<void> {
     await this.core.start();
-    this.set({ terminalId: this.core.terminalId, linkedName: this.names.getItem(NAME_KEY) });
+    this.set({
+      terminalId: this.core.terminalId,
+      linked: this.state.linked || this.remembered.getItem(LINKED_KEY) === 'yes',
+      linkedName: this.state.linkedName ?? this.remembered.getItem(NAME_KEY),
+    });
     await this.refreshLibrary();
   }
 
@@ -91,6 +97,16 @@ export class PlayerSession {
     this.set({ library });
   }
 
+  private remember(linked: boolean, name: string | null) {
+    if (!linked) {
+      this.remembered.removeItem(LINKED_KEY);
+      this.remembered.removeItem(NAME_KEY);
+      return;
+    }
+    this.remembered.setItem(LINKED_KEY, 'yes');
+    if (name) this.remembered.setItem(NAME_KEY, name);
+  }
+
   private onEvent(e: TerminalEvent) {
     for (const fn of this.eventListeners) fn(e);
     switch (e.type) {
@@ -101,10 +117,11 @@ export class PlayerSession {
         if (e.url === this.serverUrl) this.set({ conn: 'offline' });
         break;
       case 'welcome':
+        this.remember(e.linked, null);
         this.set({ linked: e.linked, pairingCode: e.pairingCode, pairingExpiresAt: e.pairingExpiresAt });
         break;
       case 'linked':
-        if (e.linked) this.names.setItem(NAME_KEY, e.name);
+        this.remember(e.linked, e.linked ? e.name : null);
         this.set({
           linked: e.linked,
           linkedName: e.linked ? e.name : null,
