@@ -1,5 +1,4 @@
 /** `npm run build:electron`: bundle the Electron shells' main and preload scripts into dist/electron. */
-import { buildStoreShell } from '../app/electron/shell-launcher.ts';
+import { buildShell } from '../app/electron/shell-launcher.ts';
 
-const main = await buildStoreShell();
-process.stdout.write(`built ${main}\n`);
+for (const shell of ['store', 'player'] as const) process.stdout.write(`built ${await buildShell(shell)}\n`);

@@ -60,7 +60,8 @@ export async function serve(argv: string[]): Promise<number | undefined> {
   );
   if (role !== 'content') {
     process.stdout.write(
-      `Store:    ${server.url}store/\nTerminal: npm run terminal -- run --server ${server.wsUrl}\n`,
+      `Store:    ${server.url}store/\n` +
+        `Player:   ${server.url}player/   (or: npm run player; headless: npm run terminal -- run --server ${server.wsUrl})\n`,
     );
     if (!values['no-open']) {
       const shell = await launchStoreShell(server.url);

@@ -24,13 +24,23 @@ export function electronBinary(): { path: string } | { missing: string } {
   }
 }
 
+export type ShellApp = 'store' | 'player';
+
+const ENTRIES: Record<ShellApp, Record<string, string>> = {
+  store: { 'store-main': 'app/electron/main.ts', preload: 'app/electron/preload.ts' },
+  player: { 'player-main': 'player/electron/main.ts', 'player-preload': 'player/electron/preload.ts' },
+};
+
 /** Bundle the store shell's main and preload to `dist/electron/`. Returns the main script. */
-export async function buildStoreShell(outDir = join(root, 'dist/electron')): Promise<string> {
+export function buildStoreShell(outDir = join(root, 'dist/electron')): Promise<string> {
+  return buildShell('store', outDir);
+}
+
+/** Bundle one shell's main and preload to CommonJS in `outDir`. Returns the main script. */
+export async function buildShell(shell: ShellApp, outDir = join(root, 'dist/electron')): Promise<string> {
+  const entries = Object.fromEntries(Object.entries(ENTRIES[shell]).map(([k, v]) => [k, join(root, v)]));
   await build({
-    entryPoints: {
-      'store-main': join(root, 'app/electron/main.ts'),
-      preload: join(root, 'app/electron/preload.ts'),
-    },
+    entryPoints: entries,
     outdir: outDir,
     outExtension: { '.js': '.cjs' },
     bundle: true,
@@ -40,15 +50,23 @@ export async function buildStoreShell(outDir = join(root, 'dist/electron')): Pro
     external: ['electron'],
     logLevel: 'silent',
   });
-  return join(outDir, 'store-main.cjs');
+  return join(outDir, `${shell}-main.cjs`);
 }
 
-export async function launchStoreShell(serverUrl: string): Promise<ChildProcess | { missing: string }> {
+export function launchStoreShell(serverUrl: string): Promise<ChildProcess | { missing: string }> {
+  return launchShell('store', serverUrl);
+}
+
+export async function launchShell(
+  shell: ShellApp,
+  serverUrl: string,
+  extraArgs: string[] = [],
+): Promise<ChildProcess | { missing: string }> {
   const bin = electronBinary();
   if ('missing' in bin) return bin;
   if (process.platform === 'linux' && !process.env.DISPLAY && !process.env.WAYLAND_DISPLAY) {
     return { missing: 'there is no display (DISPLAY is not set)' };
   }
-  const main = await buildStoreShell();
-  return spawn(bin.path, [main, '--server', serverUrl], { stdio: 'ignore', detached: false });
+  const main = await buildShell(shell);
+  return spawn(bin.path, [main, '--server', serverUrl, ...extraArgs], { stdio: 'ignore', detached: false });
 }

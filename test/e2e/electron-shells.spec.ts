@@ -35,7 +35,7 @@ test('the store shell bundles with a locked-down window and the narrow preload b
 const bin = electronBinary();
 const skip =
   'missing' in bin
-    ? `Electron unavailable here: ${bin.missing}. The renderer is covered in Chromium by store.spec.ts.`
+    ? `Electron unavailable here: ${bin.missing}. The same renderers are covered in Chromium by store.spec.ts and player.spec.ts.`
     : false;
 
 test('through Electron: sign up, link a terminal and see it online', { skip }, async () => {
@@ -62,6 +62,41 @@ test('through Electron: sign up, link a terminal and see it online', { skip }, a
     await page.getByTestId('link-submit').click();
     await page.getByTestId(`terminal-${t.core.terminalId}`).getByText('online').waitFor();
     await screenshot(page, 'electron-terminals');
+  } finally {
+    await app.close();
+  }
+});
+
+test('the player shell bundles with kiosk and autostart options and a bridge limited to key protection', async () => {
+  const { buildShell } = await import('../../app/electron/shell-launcher.ts');
+  const out = tempDir('rd-shell-');
+  const main = readFileSync(await buildShell('player', out), 'utf8');
+  assert.match(main, /contextIsolation:\s*!0|contextIsolation:\s*true/);
+  assert.match(main, /sandbox:\s*!0|sandbox:\s*true/);
+  assert.match(main, /--kiosk/);
+  assert.match(main, /setLoginItemSettings/);
+  assert.match(main, /safeStorage\.encryptString/);
+  const preload = readFileSync(`${out}/player-preload.cjs`, 'utf8');
+  assert.match(preload, /exposeInMainWorld\("rentalShell"/);
+  assert.doesNotMatch(preload, /exposeInMainWorld\([^)]*ipcRenderer\)/);
+});
+
+test('through Electron: the player shell shows its pairing code', { skip }, async () => {
+  const { buildShell } = await import('../../app/electron/shell-launcher.ts');
+  const server = await testServer();
+  const main = await buildShell('player', tempDir('rd-shell-'));
+  const app = await _electron.launch({
+    executablePath: (bin as { path: string }).path,
+    args: ['--no-sandbox', main, '--server', server.url],
+  });
+  try {
+    const page = await app.firstWindow();
+    await page.waitForFunction(() =>
+      /^[A-Z2-9]{4}-[A-Z2-9]{4}$/.test(
+        document.querySelector('[data-testid="pairing-code"]')?.textContent ?? '',
+      ),
+    );
+    await screenshot(page, 'electron-player-pairing');
   } finally {
     await app.close();
   }
