@@ -125,6 +125,7 @@ export class ConnectionHub extends EventEmitter<HubEvents> {
 
   /** Check a terminal's answer to this connection's challenge and mark the connection as that terminal. */
   authenticateTerminal(conn: Conn, signPublicKeyB64: string, signatureB64: string): string {
+    if (conn.terminalId) throw new RentalError('WRONG_ROLE', 'this connection is already authenticated');
     let pk: Uint8Array;
     let sig: Uint8Array;
     try {

@@ -50,6 +50,8 @@ interface Session {
 }
 
 const ACCEPT_TIMEOUT_MS = 30_000;
+/** A terminal that stays connected but stops reporting progress this long is treated as gone. */
+const STALL_TIMEOUT_MS = 60_000;
 const REPORT_EVERY_MS = 200;
 
 export class ContentDelivery implements ContentDispatcher {
@@ -206,10 +208,21 @@ export class ContentDelivery implements ContentDispatcher {
   }
 
   private async waitForProgress(s: Session, instr: DeliveryInstruction) {
-    await new Promise<void>((resolve) => {
-      s.wake = resolve;
+    const progressed = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), STALL_TIMEOUT_MS);
+      timer.unref();
+      s.wake = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
     });
     s.wake = undefined;
+    if (!progressed && !s.cancelled) {
+      log('warn', 'delivery-stalled', { orderId: instr.orderId, have: s.have });
+      this.stop(instr.orderId);
+      this.report({ orderId: instr.orderId, have: s.have, total: s.total, state: 'waiting-terminal' });
+      return;
+    }
     const now = Date.now();
     if (now - s.lastReport >= REPORT_EVERY_MS || s.have >= s.total) {
       s.lastReport = now;
