@@ -35,6 +35,9 @@ export interface ServerOptions {
   /** Key role alone: the content servers' WebSocket URLs, told to terminals. */
   contentUrls?: string[];
   connectionsPerIp?: number;
+  /** Per-connection message rate and burst (load tests raise them). */
+  messagesPerSecond?: number;
+  messageBurst?: number;
   /** Cap on each delivery's rate in bytes per second (0: as fast as the terminal takes it). */
   deliveryBytesPerSecond?: number;
   /** How long a pairing code stays valid (tests shorten it). */
@@ -68,6 +71,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const http = createServer((req, res) => void serveHttp(req, res, role, media, repo));
   const hub = new ConnectionHub(http, identity, role, {
     connectionsPerIp: opts.connectionsPerIp ?? LIMITS.connectionsPerIp,
+    messagesPerSecond: opts.messagesPerSecond ?? LIMITS.messagesPerSecond,
+    messageBurst: opts.messageBurst ?? LIMITS.messageBurst,
   });
   hub.handle('ping', async () => ({ time: Date.now() }));
   hub.handle('catalog.list', async () => ({ items: (await repo.catalog()).map(catalogView) }));

@@ -83,7 +83,11 @@ export class ConnectionHub extends EventEmitter<HubEvents> {
     http: Server,
     private readonly identity: ServerIdentity,
     readonly role: Role,
-    private readonly limits = { connectionsPerIp: LIMITS.connectionsPerIp as number },
+    private readonly limits: { connectionsPerIp: number; messagesPerSecond: number; messageBurst: number } = {
+      connectionsPerIp: LIMITS.connectionsPerIp,
+      messagesPerSecond: LIMITS.messagesPerSecond,
+      messageBurst: LIMITS.messageBurst,
+    },
   ) {
     super();
     this.setMaxListeners(50);
@@ -167,7 +171,7 @@ export class ConnectionHub extends EventEmitter<HubEvents> {
     }
     this.perIp.set(ip, count);
     const nonce = randomBytes(24);
-    let tokens: number = LIMITS.messageBurst;
+    let tokens: number = this.limits.messageBurst;
     let refilledAt = Date.now();
     const conn: Conn = {
       id: this.nextId++,
@@ -200,7 +204,10 @@ export class ConnectionHub extends EventEmitter<HubEvents> {
     });
     ws.on('message', (data, isBinary) => {
       const now = Date.now();
-      tokens = Math.min(LIMITS.messageBurst, tokens + ((now - refilledAt) / 1000) * LIMITS.messagesPerSecond);
+      tokens = Math.min(
+        this.limits.messageBurst,
+        tokens + ((now - refilledAt) / 1000) * this.limits.messagesPerSecond,
+      );
       refilledAt = now;
       if (tokens < 1) {
         this.sendError(conn, null, new RentalError('RATE_LIMITED', 'too many messages; slow down'));
