@@ -20,6 +20,11 @@ export async function cleanup(): Promise<void> {
   while (cleanups.length) await cleanups.pop()?.();
 }
 
+/** Run `fn` when the current test's cleanup runs (child processes, sockets). */
+export function defer(fn: () => Promise<void> | void): void {
+  cleanups.push(fn);
+}
+
 export function tempDir(prefix = 'rd-test-'): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
