@@ -84,14 +84,17 @@ async function main(argv: string[]): Promise<number | undefined> {
     await cryptoReady();
     const repo = openRepo(values.data as string);
     try {
-      const row = await new MediaStore(values.data as string, repo).ingest(
-        file,
-        meta,
-        progressLine(`ingesting ${file}`),
-      );
+      const store = new MediaStore(values.data as string, repo);
+      process.stderr.write(`checking ${file}: decoding it once to catch corrupt or truncated media\n`);
+      const row = await store.ingest(file, meta, progressLine(`ingesting ${file}`));
       process.stdout.write(
         `item ${row.itemNumber} "${row.title}" ingested: ${row.size} bytes, sha256 ${row.sha256}\n`,
       );
+      if (!store.lastVerified) {
+        process.stdout.write(
+          'note: not decoded end to end (ffmpeg is not installed); install ffmpeg to catch corrupt files\n',
+        );
+      }
       return 0;
     } catch (err) {
       if (err instanceof RentalError) {

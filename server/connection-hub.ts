@@ -291,6 +291,17 @@ export class ConnectionHub extends EventEmitter<HubEvents> {
       });
       return;
     }
+    const sysCode = (err as { code?: unknown } | null)?.code;
+    if (sysCode === 'SQLITE_FULL' || sysCode === 'ENOSPC') {
+      log('error', 'storage-full', { error: String(err) });
+      conn.send({
+        type: 'error',
+        re,
+        code: 'STORAGE_FULL',
+        message: 'the server is out of disk space; nothing was stored, please try again later',
+      });
+      return;
+    }
     const ref = toB64(randomBytes(6));
     log('error', 'handler-failed', { ref, error: err instanceof Error ? err.stack : String(err) });
     conn.send({ type: 'error', re, code: 'INTERNAL', message: `internal error (ref ${ref})` });

@@ -1,7 +1,7 @@
 /** The command lines: bad arguments are clear and non-zero; ingest works and refuses non-media; the demo runs. */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, test } from 'node:test';
 import { cleanup, tempDir } from './harness.ts';
@@ -121,4 +121,41 @@ test('npm run demo walks a whole rental and exits 0', () => {
   assert.equal(a, b);
   assert.match(r.stdout, /cannot play: .*\(EXPIRED\) \(exit 3\)/);
   assert.match(r.stdout, /the store shows: expired/);
+});
+
+test('ingest refuses a truncated or corrupt clip with the reason, and keeps nothing of it', () => {
+  const data = tempDir();
+  const original = readFileSync('media/demo/life-in-cells.webm');
+  const truncated = join(data, 'truncated.webm');
+  writeFileSync(truncated, original.subarray(0, Math.floor(original.length / 2)));
+  const corrupt = join(data, 'corrupt.webm');
+  const bytes = Buffer.from(original);
+  for (let i = 0; i < 200; i++) {
+    const at = 2000 + ((i * 7919) % (bytes.length - 2000));
+    bytes[at] = (bytes[at] as number) ^ 0x5a;
+  }
+  writeFileSync(corrupt, bytes);
+  for (const [file, item] of [
+    [truncated, '601'],
+    [corrupt, '602'],
+  ] as const) {
+    const r = run('server/cli.ts', [
+      'ingest',
+      file,
+      '--item',
+      item,
+      '--title',
+      'Bad',
+      '--genre',
+      'X',
+      '--price-cents',
+      '1',
+      '--data',
+      data,
+    ]);
+    assert.equal(r.status, 1, r.stdout);
+    assert.match(r.stderr, /ingest refused: .* is corrupt or truncated: \S+/);
+  }
+  assert.doesNotMatch(run('server/cli.ts', ['catalog', '--data', data]).stdout, /Bad/);
+  assert.deepEqual(readdirSync(join(data, 'media')), [], 'no media file or temporary left');
 });

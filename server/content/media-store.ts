@@ -3,7 +3,7 @@
  * (never whole in memory), checks it is a real media container, and only then makes it visible:
  * it is copied to a temporary name, synced, and renamed, so a failure leaves nothing half-ingested.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { copyFile, open, rename, rm, stat } from 'node:fs/promises';
@@ -82,6 +82,34 @@ function probe(file: string): { duration: number; codecs: string } | undefined {
   return { duration: d, codecs };
 }
 
+/**
+ * Decode the whole file once (ffmpeg, when installed): the only reliable way to catch a title that
+ * is truncated or corrupt in the middle, which container headers do not reveal. Returns false when
+ * ffmpeg is not installed (the check is then skipped and the caller says so).
+ */
+function verifyDecodes(file: string): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const p = spawn('ffmpeg', ['-v', 'error', '-nostdin', '-i', file, '-f', 'null', '-'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let errors = '';
+    p.stderr.on('data', (d) => {
+      if (errors.length < 4000) errors += d;
+    });
+    p.on('error', () => resolve(false));
+    p.on('close', (code) => {
+      if (code === 0 && errors.trim() === '') return resolve(true);
+      const first = errors.trim().split('\n')[0] ?? `ffmpeg exited with ${code}`;
+      reject(
+        new RentalError(
+          'BAD_MESSAGE',
+          `${basename(file)} is corrupt or truncated: ${first.replace(/^\[[^\]]*\]\s*/, '')}`,
+        ),
+      );
+    });
+  });
+}
+
 export class MediaStore {
   readonly dir: string;
 
@@ -97,7 +125,10 @@ export class MediaStore {
     return join(this.dir, file);
   }
 
-  async ingest(src: string, meta: IngestMeta, onProgress?: Progress): Promise<CatalogRow> {
+  /** Set after each ingest: whether the title was decoded end to end (false when ffmpeg is missing). */
+  lastVerified = false;
+
+  async ingest(src: string, meta: IngestMeta, onProgress?: Progress, verify = true): Promise<CatalogRow> {
     const info = await stat(src).catch(() => undefined);
     if (!info?.isFile()) throw new RentalError('NOT_FOUND', `${src} is not a file`);
     if (info.size === 0) throw new RentalError('BAD_MESSAGE', `${basename(src)} is empty`);
@@ -108,6 +139,7 @@ export class MediaStore {
     const durationSeconds = meta.durationSeconds ?? probed?.duration ?? 0;
     const codecs = meta.codecs ?? probed?.codecs;
     const mimeType = codecs ? `${container}; codecs="${codecs}"` : container;
+    this.lastVerified = verify ? await verifyDecodes(src) : false;
 
     const tmp = this.path(`.ingest-${randomUUID()}`);
     const hash = createHash('sha256');
@@ -123,8 +155,14 @@ export class MediaStore {
       }
       await out.sync();
     } catch (err) {
-      await out.close();
+      await out.close().catch(() => undefined);
       await rm(tmp, { force: true });
+      if ((err as { code?: string }).code === 'ENOSPC') {
+        throw new RentalError(
+          'STORAGE_FULL',
+          `no space left in ${this.dir} for ${basename(src)}; nothing was ingested`,
+        );
+      }
       throw err;
     }
     await out.close();
@@ -178,10 +216,13 @@ export class MediaStore {
     })[];
     for (const entry of list) {
       const poster = entry.poster ? join(demoDir, entry.poster) : undefined;
-      await this.ingest(join(demoDir, entry.file), {
-        ...entry,
-        poster: poster && existsSync(poster) ? poster : undefined,
-      });
+      // Shipped with the code and checked when made: no need to decode them again on every first start.
+      await this.ingest(
+        join(demoDir, entry.file),
+        { ...entry, poster: poster && existsSync(poster) ? poster : undefined },
+        undefined,
+        false,
+      );
     }
     return list.length;
   }

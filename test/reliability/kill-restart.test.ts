@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { afterEach, test } from 'node:test';
-import type { SignedEnvelope } from '../../shared/crypto.ts';
 import { FileStorage } from '../../player/headless/file-storage.ts';
+import type { SignedEnvelope } from '../../shared/crypto.ts';
 import { cryptoReady } from '../../shared/crypto.ts';
 import { cleanup, collect, customer, defer, sleep, tempDir, terminal } from '../harness.ts';
 import { freePort, spawnServer } from './server-process.ts';
@@ -86,9 +86,13 @@ test(`kill -9 at random points, ${ROUNDS} times: no acknowledged order lost, eve
     const original = (await import('node:fs')).readFileSync(
       `media/demo/${['colour-bars-at-dawn', 'mandelbrot-voyage', 'life-in-cells'][itemNumber - 101]}.webm`,
     );
-    assert.equal(createHash('sha256').update(clear).digest('hex'), createHash('sha256').update(original).digest('hex'));
+    assert.equal(
+      createHash('sha256').update(clear).digest('hex'),
+      createHash('sha256').update(original).digest('hex'),
+    );
   }
-  for (const [orderId, set] of licencesSeen) assert.equal(set.size, 1, `order ${orderId} got ${set.size} different licences`);
+  for (const [orderId, set] of licencesSeen)
+    assert.equal(set.size, 1, `order ${orderId} got ${set.size} different licences`);
   assert.equal(other.log.find('offer'), undefined, 'the other terminal received nothing');
   assert.equal(other.log.find('licence'), undefined);
   const { RentalClient } = await import('../../shared/rental-client.ts');
@@ -97,7 +101,11 @@ test(`kill -9 at random points, ${ROUNDS} times: no acknowledged order lost, eve
   await check.connect();
   await check.request('auth.login', { email: c.email, password: 'correct horse battery' });
   const { orders } = await check.request('order.list', {});
-  for (const a of acknowledged) assert.ok(orders.some((o) => o.orderId === a.orderId), `acknowledged order ${a.orderId} lost`);
+  for (const a of acknowledged)
+    assert.ok(
+      orders.some((o) => o.orderId === a.orderId),
+      `acknowledged order ${a.orderId} lost`,
+    );
   check.close();
   process.stdout.write(
     `kill -9: ${ROUNDS} faults injected, ${acknowledged.length} orders acknowledged, ${killsDuringOrder} killed before acknowledging, orders lost: 0\n`,

@@ -6,9 +6,9 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, test } from 'node:test';
+import { SqliteRepository } from '../../server/store/sqlite.ts';
 import { cryptoReady, fromB64, secretboxOpen, toB64 } from '../../shared/crypto.ts';
 import { RentalClient } from '../../shared/rental-client.ts';
-import { SqliteRepository } from '../../server/store/sqlite.ts';
 import { cleanup, defer, socket, tempDir, terminal } from '../harness.ts';
 import { freePort, spawnServer } from './server-process.ts';
 
@@ -24,7 +24,9 @@ test('the server log of a full run contains no password, token, pairing code or 
   await c.connect();
   defer(() => c.close());
   const { token } = await c.request('auth.register', { email: 'secret@example.com', password, name: 'S' });
-  await c.request('auth.login', { email: 'secret@example.com', password: `${password}x` }).catch(() => undefined);
+  await c
+    .request('auth.login', { email: 'secret@example.com', password: `${password}x` })
+    .catch(() => undefined);
   const termDir = tempDir('rd-term-');
   const t = await terminal(server, { dir: termDir });
   const code = t.core.pairingCode as string;
@@ -42,7 +44,8 @@ test('the server log of a full run contains no password, token, pairing code or 
   await repo.close();
   const keys = JSON.parse(readFileSync(join(dataDir, 'server-keys.json'), 'utf8')) as Record<string, string>;
   const contentKey = toB64(secretboxOpen(row?.wrappedKey as Uint8Array, fromB64(keys.storageKey as string)));
-  const terminalSecret = JSON.parse(readFileSync(join(termDir, 'identity.json'), 'utf8')).signSecretKey as string;
+  const terminalSecret = JSON.parse(readFileSync(join(termDir, 'identity.json'), 'utf8'))
+    .signSecretKey as string;
   await t.log.waitFor('expired', () => true, 10_000);
   await c.request('auth.logout', {});
 

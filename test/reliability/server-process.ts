@@ -21,7 +21,11 @@ export function freePort(): Promise<number> {
   });
 }
 
-export async function spawnServer(dataDir: string, port: number, extra: string[] = []): Promise<ServerProcess> {
+export async function spawnServer(
+  dataDir: string,
+  port: number,
+  extra: string[] = [],
+): Promise<ServerProcess> {
   const child = spawn(
     process.execPath,
     ['--import', 'tsx', 'server/main.ts', '--data', dataDir, '--port', String(port), '--no-open', ...extra],
