@@ -13,6 +13,7 @@ export const SERVE_USAGE = `usage: npm start -- [options]
   --key-server URL           with --role content: the key server's ws://HOST:PORT/ws
   --content-url URL          with --role key: a content server terminals should use (repeatable)
   --min-rental-seconds N     shortest rental accepted (default ${LIMITS.defaultMinRentalSeconds})
+  --connections-per-ip N     open connections allowed from one address (default ${LIMITS.connectionsPerIp})
   --delivery-rate KB         cap each delivery at KB kilobytes per second (default: no cap)
   --no-demo                  do not load the demo catalog into an empty catalog
   --no-open                  do not open the store app window (Electron) after starting`;
@@ -27,6 +28,7 @@ export async function serve(argv: string[]): Promise<number | undefined> {
     'content-url': { type: 'string', multiple: true },
     'min-rental-seconds': { type: 'string' },
     'delivery-rate': { type: 'string' },
+    'connections-per-ip': { type: 'string' },
     'no-demo': { type: 'boolean' },
     'no-open': { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
@@ -53,6 +55,7 @@ export async function serve(argv: string[]): Promise<number | undefined> {
     contentUrls,
     minRentalSeconds: intArg(values['min-rental-seconds'], 'min-rental-seconds', 1, LIMITS.maxRentalSeconds),
     seedDemo: !values['no-demo'],
+    connectionsPerIp: intArg(values['connections-per-ip'], 'connections-per-ip', 1, 1_000_000),
     deliveryBytesPerSecond: (intArg(values['delivery-rate'], 'delivery-rate', 1, 10_000_000) ?? 0) * 1024,
   });
   process.stdout.write(
