@@ -6,13 +6,14 @@
  * transfer (or a restarted server) resumes where the terminal's storage left off.
  */
 import { open } from 'node:fs/promises';
-import { chunkCount, encryptChunk, plainChunkLength } from '../../shared/crypto.ts';
+import { chunkCount, plainChunkLength } from '../../shared/crypto.ts';
 import { RentalError } from '../../shared/errors.ts';
 import { LIMITS } from '../../shared/limits.ts';
-import { type ContentState, encodeChunkFrame } from '../../shared/protocol.ts';
+import type { ContentState } from '../../shared/protocol.ts';
 import type { Conn, ConnectionHub } from '../connection-hub.ts';
 import { log } from '../log.ts';
 import type { Repository } from '../store/repository.ts';
+import { encryptChunkFrame } from './chunk-cipher.ts';
 import type { MediaStore } from './media-store.ts';
 
 /** What the key server tells the content store (claim 21: item number and terminal address). */
@@ -186,10 +187,10 @@ export class ContentDelivery implements ContentDispatcher {
         const { bytesRead } = await fh.read(plain, 0, len, i * chunkSize);
         if (bytesRead !== len)
           throw new Error(`media file for item ${item.itemNumber} is shorter than catalogued`);
-        const cipher = encryptChunk(instr.contentKey, plain.subarray(0, len), instr.orderId, i, total);
-        lastSend = s.conn.sendBinary(encodeChunkFrame(instr.orderId, i, cipher));
+        const frame = encryptChunkFrame(instr.contentKey, plain.subarray(0, len), instr.orderId, i, total);
+        lastSend = s.conn.sendBinary(frame);
         if (s.conn.ws.bufferedAmount > LIMITS.maxSocketBufferedBytes) await lastSend;
-        sent += cipher.length;
+        sent += frame.length;
         if (this.maxBytesPerSecond > 0) {
           const ahead = (sent / this.maxBytesPerSecond) * 1000 - (Date.now() - started);
           if (ahead > 0) await new Promise((r) => setTimeout(r, ahead));
