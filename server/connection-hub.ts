@@ -77,6 +77,8 @@ export class ConnectionHub extends EventEmitter<HubEvents> {
   private readonly handlers = new Map<string, Handler<ClientMessageType>>();
   private readonly terminals = new Map<string, Conn>();
   private readonly perIp = new Map<string, number>();
+  private readonly alive = new WeakMap<WebSocket, boolean>();
+  private readonly heartbeat: NodeJS.Timeout;
   private nextId = 1;
 
   constructor(
@@ -93,6 +95,19 @@ export class ConnectionHub extends EventEmitter<HubEvents> {
     this.setMaxListeners(50);
     this.wss = new WebSocketServer({ server: http, path: '/ws', maxPayload: LIMITS.maxClientMessageBytes });
     this.wss.on('connection', (ws, req) => this.accept(ws, req));
+    // Heartbeat: a connection that did not answer the last ping (a vanished TV box, a dead NAT
+    // mapping) is closed, so its terminal shows offline and its deliveries wait for it.
+    this.heartbeat = setInterval(() => {
+      for (const ws of this.wss.clients) {
+        if (this.alive.get(ws) === false) {
+          ws.terminate();
+          continue;
+        }
+        this.alive.set(ws, false);
+        ws.ping();
+      }
+    }, LIMITS.heartbeatMs);
+    this.heartbeat.unref();
   }
 
   handle<T extends ClientMessageType>(type: T, handler: Handler<T>): void {
@@ -158,6 +173,7 @@ export class ConnectionHub extends EventEmitter<HubEvents> {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.heartbeat);
     for (const ws of this.wss.clients) ws.terminate();
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
   }
@@ -192,6 +208,8 @@ export class ConnectionHub extends EventEmitter<HubEvents> {
       },
     };
     (ws as WebSocket & { conn?: Conn }).conn = conn;
+    this.alive.set(ws, true);
+    ws.on('pong', () => this.alive.set(ws, true));
     ws.on('error', () => ws.terminate());
     ws.on('close', () => {
       this.perIp.set(ip, (this.perIp.get(ip) ?? 1) - 1);

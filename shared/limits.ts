@@ -39,6 +39,8 @@ export const LIMITS = {
   minPasswordLength: 8,
   maxPasswordLength: 256,
   maxNameLength: 64,
+  /** The server pings every connection this often and drops one that missed the previous ping. */
+  heartbeatMs: 30_000,
   /** Tolerated skew between a terminal clock and server-signed time before we call it "turned back". */
   clockSkewToleranceMs: 5 * 60 * 1000,
 } as const;
