@@ -18,6 +18,7 @@ import type { JobRow, Repository } from '../store/repository.ts';
 import type { Orders } from './orders.ts';
 
 const MAX_SLEEP_MS = 30_000;
+const MAX_JOBS_PER_TICK = 50_000;
 
 export class DeliveryQueue {
   private timer: NodeJS.Timeout | undefined;
@@ -98,18 +99,17 @@ export class DeliveryQueue {
   private async tick(): Promise<void> {
     clearTimeout(this.timer);
     const now = Date.now();
-    let next = now + MAX_SLEEP_MS;
-    for (const job of await this.repo.pendingJobs()) {
-      if (job.runAt > now) {
-        next = Math.min(next, job.runAt);
-        continue;
-      }
+    // Due jobs stay in the table until confirmed (a terminal may be offline for days), so each
+    // look reads them again; the ones already handed off return at once.
+    const due = await this.repo.dueJobs(now, MAX_JOBS_PER_TICK);
+    for (const job of due) {
       try {
         await this.run(job, now);
       } catch (err) {
         log('error', 'job-failed', { orderId: job.orderId, kind: job.kind, error: String(err) });
       }
     }
+    const next = Math.min(now + MAX_SLEEP_MS, (await this.repo.nextJobAt(now)) ?? Number.POSITIVE_INFINITY);
     if (!this.closed) this.timer = setTimeout(() => this.poke(), Math.max(10, next - Date.now()));
   }
 

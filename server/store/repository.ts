@@ -110,6 +110,10 @@ export interface Repository {
   wipeOrderKey(orderId: string): Promise<void>;
 
   pendingJobs(): Promise<JobRow[]>;
+  /** Jobs whose time has come, oldest first. */
+  dueJobs(now: number, limit: number): Promise<JobRow[]>;
+  /** When the next job after `after` is due, if any. */
+  nextJobAt(after: number): Promise<number | undefined>;
   completeJob(orderId: string, kind: JobKind): Promise<void>;
 
   /** The licence is issued once and re-sent byte for byte; never a second one with another key. */

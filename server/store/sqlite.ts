@@ -46,6 +46,8 @@ const MIGRATIONS: string[] = [
    CREATE TABLE licences (
      order_id TEXT PRIMARY KEY REFERENCES orders(id), data TEXT NOT NULL, sig TEXT NOT NULL,
      issued_at INTEGER NOT NULL);`,
+  // 2: the queue asks for due jobs and the next due time; without this it scans every job.
+  'CREATE INDEX jobs_run_at ON jobs(run_at);',
 ];
 
 type Row = Record<string, unknown>;
@@ -364,6 +366,13 @@ export class SqliteRepository implements Repository {
 
   async pendingJobs() {
     return this.all('SELECT * FROM jobs ORDER BY run_at').map(jobOf);
+  }
+  async dueJobs(now: number, limit: number) {
+    return this.all('SELECT * FROM jobs WHERE run_at <= ? ORDER BY run_at LIMIT ?', now, limit).map(jobOf);
+  }
+  async nextJobAt(after: number) {
+    const r = this.get('SELECT MIN(run_at) AS t FROM jobs WHERE run_at > ?', after);
+    return (r?.t as number | null) ?? undefined;
   }
   async completeJob(orderId: string, kind: JobKind) {
     this.run('DELETE FROM jobs WHERE order_id = ? AND kind = ?', orderId, kind);
