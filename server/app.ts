@@ -35,6 +35,8 @@ export interface ServerOptions {
   /** Key role alone: the content servers' WebSocket URLs, told to terminals. */
   contentUrls?: string[];
   connectionsPerIp?: number;
+  /** Orders one customer may place per minute (benchmarks raise it). */
+  ordersPerMinute?: number;
   /** Per-connection message rate and burst (load tests raise them). */
   messagesPerSecond?: number;
   messageBurst?: number;
@@ -68,12 +70,14 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     if (n) log('info', 'demo-catalog-loaded', { titles: n });
   }
 
-  const http = createServer((req, res) => void serveHttp(req, res, role, media, repo));
+  const hubRef: { hub?: ConnectionHub } = {};
+  const http = createServer((req, res) => void serveHttp(req, res, role, media, repo, hubRef));
   const hub = new ConnectionHub(http, identity, role, {
     connectionsPerIp: opts.connectionsPerIp ?? LIMITS.connectionsPerIp,
     messagesPerSecond: opts.messagesPerSecond ?? LIMITS.messagesPerSecond,
     messageBurst: opts.messageBurst ?? LIMITS.messageBurst,
   });
+  hubRef.hub = hub;
   hub.handle('ping', async () => ({ time: Date.now() }));
   hub.handle('catalog.list', async () => ({ items: (await repo.catalog()).map(catalogView) }));
 
@@ -105,6 +109,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       identity.storageKey,
       opts.minRentalSeconds ?? LIMITS.defaultMinRentalSeconds,
       () => queue?.poke(),
+      opts.ordersPerMinute ?? LIMITS.ordersPerMinute,
     );
     queue = new DeliveryQueue(hub, repo, identity, orders, dispatcher);
   }
@@ -151,12 +156,13 @@ async function serveHttp(
   role: Role,
   media: MediaStore,
   repo: SqliteRepository,
+  hubRef: { hub?: ConnectionHub },
 ): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://local');
   try {
     if (url.pathname === '/health') {
       res.writeHead(200, { 'content-type': 'application/json' });
-      return void res.end(JSON.stringify({ ok: true, role }));
+      return void res.end(JSON.stringify({ ok: true, role, ...hubRef.hub?.counts() }));
     }
     const poster = /^\/posters\/(\d{1,9})$/.exec(url.pathname);
     if (poster) {

@@ -119,6 +119,11 @@ export class ConnectionHub extends EventEmitter<HubEvents> {
     return this.terminals.get(terminalId);
   }
 
+  /** Open connections and authenticated terminals, for /health and load measurements. */
+  counts(): { connections: number; terminals: number } {
+    return { connections: this.wss.clients.size, terminals: this.terminals.size };
+  }
+
   isOnline(terminalId: string): boolean {
     return this.terminals.has(terminalId);
   }

@@ -14,6 +14,8 @@ export const SERVE_USAGE = `usage: npm start -- [options]
   --content-url URL          with --role key: a content server terminals should use (repeatable)
   --min-rental-seconds N     shortest rental accepted (default ${LIMITS.defaultMinRentalSeconds})
   --connections-per-ip N     open connections allowed from one address (default ${LIMITS.connectionsPerIp})
+  --orders-per-minute N      orders one customer may place per minute (default ${LIMITS.ordersPerMinute})
+  --messages-per-second N    messages one connection may send per second (default ${LIMITS.messagesPerSecond})
   --delivery-rate KB         cap each delivery at KB kilobytes per second (default: no cap)
   --no-demo                  do not load the demo catalog into an empty catalog
   --no-open                  do not open the store app window (Electron) after starting`;
@@ -29,6 +31,8 @@ export async function serve(argv: string[]): Promise<number | undefined> {
     'min-rental-seconds': { type: 'string' },
     'delivery-rate': { type: 'string' },
     'connections-per-ip': { type: 'string' },
+    'orders-per-minute': { type: 'string' },
+    'messages-per-second': { type: 'string' },
     'no-demo': { type: 'boolean' },
     'no-open': { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
@@ -55,6 +59,9 @@ export async function serve(argv: string[]): Promise<number | undefined> {
     contentUrls,
     minRentalSeconds: intArg(values['min-rental-seconds'], 'min-rental-seconds', 1, LIMITS.maxRentalSeconds),
     seedDemo: !values['no-demo'],
+    ordersPerMinute: intArg(values['orders-per-minute'], 'orders-per-minute', 1, 10_000_000),
+    messagesPerSecond: intArg(values['messages-per-second'], 'messages-per-second', 1, 10_000_000),
+    messageBurst: intArg(values['messages-per-second'], 'messages-per-second', 1, 10_000_000),
     connectionsPerIp: intArg(values['connections-per-ip'], 'connections-per-ip', 1, 1_000_000),
     deliveryBytesPerSecond: (intArg(values['delivery-rate'], 'delivery-rate', 1, 10_000_000) ?? 0) * 1024,
   });

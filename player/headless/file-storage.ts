@@ -1,6 +1,6 @@
 /** Terminal storage in a folder: the headless terminal's. Identity is a 0600 file. */
 import { existsSync, mkdirSync } from 'node:fs';
-import { open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { type FileHandle, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   cipherChunkLength,
@@ -31,6 +31,7 @@ async function readJson<T>(file: string): Promise<T | undefined> {
   }
 }
 
+const MAX_OPEN_FILES = 32;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export class FileStorage implements TerminalStorage {
@@ -81,45 +82,46 @@ export class FileStorage implements TerminalStorage {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     await writeAtomic(join(dir, 'rental.json'), JSON.stringify(r));
   }
-  async writeChunk(r: StoredRental, index: number, cipher: Uint8Array) {
-    const fh = await open(
-      join(this.rentalDir(r.orderId), 'content.enc'),
-      existsSync(join(this.rentalDir(r.orderId), 'content.enc')) ? 'r+' : 'w+',
-      0o600,
-    );
-    try {
-      await fh.write(cipher, 0, cipher.length, index * cipherChunkLength(r.chunkSize));
-    } finally {
-      await fh.close();
+  /** Open content files, kept across chunks (opening per chunk cost more than the write). */
+  private readonly handles = new Map<string, FileHandle>();
+
+  private async contentFile(orderId: string, create: boolean): Promise<FileHandle | undefined> {
+    const open_ = this.handles.get(orderId);
+    if (open_) return open_;
+    const file = join(this.rentalDir(orderId), 'content.enc');
+    if (!create && !existsSync(file)) return undefined;
+    const fh = await open(file, existsSync(file) ? 'r+' : 'w+', 0o600);
+    if (this.handles.size >= MAX_OPEN_FILES) {
+      const [oldest, h] = this.handles.entries().next().value as [string, FileHandle];
+      this.handles.delete(oldest);
+      await h.close();
     }
+    this.handles.set(orderId, fh);
+    return fh;
+  }
+
+  private async closeContent(orderId: string) {
+    const fh = this.handles.get(orderId);
+    this.handles.delete(orderId);
+    await fh?.close();
+  }
+
+  async writeChunk(r: StoredRental, index: number, cipher: Uint8Array) {
+    const fh = (await this.contentFile(r.orderId, true)) as FileHandle;
+    await fh.write(cipher, 0, cipher.length, index * cipherChunkLength(r.chunkSize));
   }
   async readChunk(r: StoredRental, index: number) {
     const stride = cipherChunkLength(r.chunkSize);
     const plainLen = index < r.totalChunks - 1 ? r.chunkSize : r.size - r.chunkSize * (r.totalChunks - 1);
     const len = cipherChunkLength(plainLen);
-    let fh: Awaited<ReturnType<typeof open>>;
-    try {
-      fh = await open(join(this.rentalDir(r.orderId), 'content.enc'), 'r');
-    } catch {
-      return undefined;
-    }
-    try {
-      const buf = new Uint8Array(len);
-      const { bytesRead } = await fh.read(buf, 0, len, index * stride);
-      return bytesRead === len ? buf : undefined;
-    } finally {
-      await fh.close();
-    }
+    const fh = await this.contentFile(r.orderId, false);
+    if (!fh) return undefined;
+    const buf = new Uint8Array(len);
+    const { bytesRead } = await fh.read(buf, 0, len, index * stride);
+    return bytesRead === len ? buf : undefined;
   }
   async flush(orderId: string) {
-    const file = join(this.rentalDir(orderId), 'content.enc');
-    if (!existsSync(file)) return;
-    const fh = await open(file, 'r+');
-    try {
-      await fh.datasync();
-    } finally {
-      await fh.close();
-    }
+    await (await this.contentFile(orderId, false))?.datasync();
   }
   async licence(orderId: string) {
     return readJson<SignedEnvelope>(join(this.rentalDir(orderId), 'licence.json'));
@@ -130,6 +132,7 @@ export class FileStorage implements TerminalStorage {
   }
   async wipe(orderId: string) {
     const dir = this.rentalDir(orderId);
+    await this.closeContent(orderId);
     await rm(join(dir, 'licence.json'), { force: true });
     await rm(join(dir, 'content.enc'), { force: true });
     const r = await this.rental(orderId);

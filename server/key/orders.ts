@@ -33,12 +33,13 @@ export class Orders {
     private readonly storageKey: Uint8Array,
     private readonly minPeriodSeconds: number,
     private readonly onPlaced: () => void,
+    ordersPerMinute: number = LIMITS.ordersPerMinute,
   ) {
     hub.handle('order.place', async (conn, m) => {
       const customerId = conn.customerId as string;
       const now = Date.now();
-      if ((await repo.countRecentOrders(customerId, now - 60_000)) >= LIMITS.ordersPerMinute) {
-        throw new RentalError('RATE_LIMITED', `at most ${LIMITS.ordersPerMinute} orders a minute`);
+      if ((await repo.countRecentOrders(customerId, now - 60_000)) >= ordersPerMinute) {
+        throw new RentalError('RATE_LIMITED', `at most ${ordersPerMinute} orders a minute`);
       }
       const terminal = await terminals.ownTerminal(conn, m.terminalId);
       const item = await repo.catalogItem(m.itemNumber);

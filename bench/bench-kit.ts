@@ -1,0 +1,161 @@
+/** Shared pieces of the benchmarks: a server child process, a terminal farm child, titles, RSS, percentiles. */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { WebSocket } from 'ws';
+import { MediaStore } from '../server/content/media-store.ts';
+import { SqliteRepository } from '../server/store/sqlite.ts';
+import { RentalClient, type SocketLike } from '../shared/rental-client.ts';
+import { freePort, type ServerProcess, spawnServer } from '../test/reliability/server-process.ts';
+
+export const socket = (url: string) => new WebSocket(url) as unknown as SocketLike;
+export const MiB = 1024 * 1024;
+
+export function rssMb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : Number.NaN;
+}
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
+}
+
+/**
+ * Add a title of `bytes` to a data folder: a WebM magic number and pseudo-random filler. Delivery
+ * never looks inside the media, so this costs what a real film of that size costs.
+ */
+export async function addTitle(dataDir: string, itemNumber: number, bytes: number): Promise<void> {
+  mkdirSync(dataDir, { recursive: true });
+  const file = join(dataDir, `bench-${itemNumber}.webm`);
+  const fd = openSync(file, 'w');
+  const block = Buffer.alloc(4 * MiB);
+  for (let i = 0; i < block.length; i += 4) block.writeUInt32LE((i * 2654435761) >>> 0, i);
+  block.writeUInt32BE(0x1a45dfa3, 0);
+  for (let done = 0; done < bytes; done += block.length)
+    writeSync(fd, block, 0, Math.min(block.length, bytes - done));
+  closeSync(fd);
+  const repo = new SqliteRepository(join(dataDir, 'rental.sqlite'));
+  await new MediaStore(dataDir, repo).ingest(
+    file,
+    {
+      itemNumber,
+      title: `Bench ${bytes / MiB} MiB`,
+      genre: 'Bench',
+      priceCents: 0,
+      durationSeconds: 1,
+      codecs: 'vp9',
+    },
+    undefined,
+    false,
+  );
+  await repo.close();
+  rmSync(file); // the media store keeps its own copy
+}
+
+export async function startServer(dataDir: string, extra: string[] = []): Promise<ServerProcess> {
+  return spawnServer(dataDir, await freePort(), [
+    '--min-rental-seconds',
+    '1',
+    '--orders-per-minute',
+    '10000000',
+    '--messages-per-second',
+    '1000000',
+    '--connections-per-ip',
+    '100000',
+    ...extra,
+  ]);
+}
+
+export type FarmEvent = {
+  t: string;
+  i: number;
+  orderId?: string;
+  at?: number;
+  ms?: number;
+  bytes?: number;
+  mb?: number;
+  terminalId?: string;
+  code?: string;
+  message?: string;
+};
+
+export class Farm {
+  readonly child: ChildProcess;
+  readonly events: FarmEvent[] = [];
+  private waiters: (() => void)[] = [];
+
+  constructor(serverWsUrl: string, count: number, dir: string, firstFrame = false) {
+    this.child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'bench/terminal-farm.ts',
+        '--server',
+        serverWsUrl,
+        '--count',
+        String(count),
+        '--dir',
+        dir,
+        ...(firstFrame ? ['--first-frame'] : []),
+      ],
+      { stdio: ['pipe', 'pipe', 'inherit'] },
+    );
+    createInterface({ input: this.child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+      const e = JSON.parse(line) as FarmEvent;
+      if (e.t === 'error') process.stderr.write(`farm: ${e.message}\n`);
+      this.events.push(e);
+      for (const w of this.waiters.splice(0)) w();
+    });
+  }
+
+  async waitFor(pred: (e: FarmEvent) => boolean, n = 1, timeoutMs = 600_000): Promise<FarmEvent[]> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const hits = this.events.filter(pred);
+      if (hits.length >= n) return hits;
+      if (Date.now() > deadline) throw new Error(`farm: timed out waiting (${hits.length}/${n})`);
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, 1000);
+        this.waiters.push(() => {
+          clearTimeout(t);
+          r();
+        });
+      });
+    }
+  }
+
+  send(cmd: Record<string, unknown>): void {
+    this.child.stdin?.write(`${JSON.stringify(cmd)}\n`);
+  }
+
+  stop(): void {
+    this.child.kill('SIGKILL');
+  }
+}
+
+/** Register `customers` customers and link the farm's terminals to them, five per customer. */
+export async function linkFarm(server: ServerProcess, farm: Farm, count: number) {
+  const welcomes = await farm.waitFor((e) => e.t === 'welcome', count);
+  const byIndex = new Map(welcomes.map((w) => [w.i, w]));
+  const clients: RentalClient[] = [];
+  const terminals: { i: number; terminalId: string; client: RentalClient }[] = [];
+  for (let i = 0; i < count; i += 5) {
+    const client = new RentalClient(server.wsUrl, socket, 120_000);
+    await client.connect();
+    await client.request('auth.register', {
+      email: `bench${i}@example.com`,
+      password: 'bench password',
+      name: 'Bench',
+    });
+    clients.push(client);
+    for (let k = i; k < Math.min(count, i + 5); k++) {
+      const w = byIndex.get(k) as FarmEvent;
+      await client.request('terminal.link', { code: w.code as string, name: `Bench ${k}` });
+      terminals.push({ i: k, terminalId: w.terminalId as string, client });
+    }
+  }
+  return { clients, terminals };
+}

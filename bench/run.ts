@@ -1,0 +1,392 @@
+/**
+ * `npm run bench [-- --quick]`: every measure beside the raw limit measured in the same run, as a
+ * ratio, printed as one table and written to bench/results.json. Fails only if a run broke.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sodium from 'libsodium-wrappers';
+import sodiumNative from 'sodium-native';
+import { parseCli, runCli } from '../server/cli-args.ts';
+import { cryptoReady } from '../shared/crypto.ts';
+import { addTitle, Farm, linkFarm, MiB, percentile, rssMb, startServer } from './bench-kit.ts';
+
+const { values } = parseCli(process.argv.slice(2), { quick: { type: 'boolean' }, only: { type: 'string' } });
+const quick = Boolean(values.quick);
+const only = (values.only as string | undefined)?.split(',');
+const want = (name: string) => !only || only.includes(name);
+const S = {
+  raw: quick ? 32 * MiB : 256 * MiB,
+  delivery: quick ? 48 * MiB : 512 * MiB,
+  parallelEach: quick ? 2 * MiB : 16 * MiB,
+  parallelTerminals: quick ? 20 : 50,
+  orderSeconds: quick ? 2 : 10,
+  held: quick ? 1000 : 10_000,
+  stream: quick ? 128 * MiB : 2048 * MiB,
+};
+const CHUNK = 64 * 1024;
+const results: Record<string, number | string> = {};
+const rows: [string, string, string, string][] = [];
+const row = (measure: string, value: string, limit: string, ratio: string) => {
+  rows.push([measure, value, limit, ratio]);
+  process.stderr.write(`  ${measure}: ${value}\n`);
+};
+const work = mkdtempSync(join(tmpdir(), 'rental-bench-'));
+
+function rawNative(bytes: number) {
+  const key = Buffer.alloc(32);
+  sodiumNative.crypto_secretstream_xchacha20poly1305_keygen(key);
+  const state = Buffer.alloc(sodiumNative.crypto_secretstream_xchacha20poly1305_STATEBYTES);
+  const header = Buffer.alloc(sodiumNative.crypto_secretstream_xchacha20poly1305_HEADERBYTES);
+  sodiumNative.crypto_secretstream_xchacha20poly1305_init_push(state, header, key);
+  const m = Buffer.alloc(CHUNK, 7);
+  const chunks: Buffer[] = [];
+  const n = bytes / CHUNK;
+  let t = performance.now();
+  for (let i = 0; i < n; i++) {
+    const c = Buffer.allocUnsafe(CHUNK + sodiumNative.crypto_secretstream_xchacha20poly1305_ABYTES);
+    sodiumNative.crypto_secretstream_xchacha20poly1305_push(
+      state,
+      c,
+      m,
+      null,
+      sodiumNative.crypto_secretstream_xchacha20poly1305_TAG_MESSAGE,
+    );
+    if (i < 256) chunks.push(c);
+  }
+  const push = bytes / MiB / ((performance.now() - t) / 1000);
+  const pullState = Buffer.alloc(sodiumNative.crypto_secretstream_xchacha20poly1305_STATEBYTES);
+  sodiumNative.crypto_secretstream_xchacha20poly1305_init_pull(pullState, header, key);
+  const out = Buffer.alloc(CHUNK);
+  const tag = Buffer.alloc(1);
+  t = performance.now();
+  for (const c of chunks)
+    sodiumNative.crypto_secretstream_xchacha20poly1305_pull(pullState, out, tag, c, null);
+  const pull = (chunks.length * CHUNK) / MiB / ((performance.now() - t) / 1000);
+  return { push, pull };
+}
+
+function rawWasm(bytes: number) {
+  const key = sodium.crypto_secretstream_xchacha20poly1305_keygen();
+  const { state, header } = sodium.crypto_secretstream_xchacha20poly1305_init_push(key);
+  const m = new Uint8Array(CHUNK).fill(7);
+  const n = bytes / CHUNK;
+  const chunks: Uint8Array[] = [];
+  let t = performance.now();
+  for (let i = 0; i < n; i++) {
+    const c = sodium.crypto_secretstream_xchacha20poly1305_push(
+      state,
+      m,
+      null,
+      sodium.crypto_secretstream_xchacha20poly1305_TAG_MESSAGE,
+    );
+    if (i < 1024) chunks.push(c);
+  }
+  const push = bytes / MiB / ((performance.now() - t) / 1000);
+  const pullState = sodium.crypto_secretstream_xchacha20poly1305_init_pull(header, key);
+  t = performance.now();
+  for (const c of chunks) sodium.crypto_secretstream_xchacha20poly1305_pull(pullState, c, null);
+  const pull = (chunks.length * CHUNK) / MiB / ((performance.now() - t) / 1000);
+  return { push, pull };
+}
+
+async function main(): Promise<number> {
+  await cryptoReady();
+  process.stderr.write(`bench (${quick ? 'quick' : 'full'}) in ${work}\n`);
+
+  const native = rawNative(S.raw);
+  const wasm = rawWasm(S.raw);
+  results.raw_native_mb_s = native.push;
+  results.raw_native_pull_mb_s = native.pull;
+  results.raw_wasm_mb_s = wasm.pull;
+  results.raw_wasm_push_mb_s = wasm.push;
+  row(
+    `raw secretstream, sodium-native (${S.raw / MiB} MiB)`,
+    `push ${native.push.toFixed(0)} / pull ${native.pull.toFixed(0)} MB/s`,
+    'baseline',
+    '1.00',
+  );
+  row(
+    `raw secretstream, libsodium-wrappers (${S.raw / MiB} MiB)`,
+    `push ${wasm.push.toFixed(0)} / pull ${wasm.pull.toFixed(0)} MB/s`,
+    'baseline',
+    '1.00',
+  );
+
+  if (want('delivery')) {
+    // One order of a big title: per-order encryption, WebSocket push, headless terminal stores it.
+    const dataDir = join(work, 'delivery');
+    await addTitle(dataDir, 900, S.delivery);
+    const server = await startServer(dataDir);
+    const farm = new Farm(server.wsUrl, 1, join(work, 'delivery-terms'));
+    try {
+      const { terminals } = await linkFarm(server, farm, 1);
+      const t0 = terminals[0] as (typeof terminals)[number];
+      const base = rssMb(server.child.pid as number);
+      let peak = base;
+      const sampler = setInterval(() => {
+        peak = Math.max(peak, rssMb(server.child.pid as number));
+      }, 100);
+      const start = Date.now();
+      const { order } = await t0.client.request('order.place', {
+        itemNumber: 900,
+        terminalId: t0.terminalId,
+        periodSeconds: 3600,
+        schedule: { mode: 'now' },
+      });
+      const [stored] = await farm.waitFor((e) => e.t === 'stored' && e.orderId === order.orderId);
+      clearInterval(sampler);
+      const mbs = S.delivery / MiB / (((stored?.at as number) - start) / 1000);
+      results.delivery_mb_s = mbs;
+      results.delivery_vs_raw_native = mbs / native.push;
+      row(
+        `delivery, 1 order of ${S.delivery / MiB} MiB (encrypt + push + store)`,
+        `${mbs.toFixed(0)} MB/s`,
+        `${native.push.toFixed(0)} MB/s native`,
+        (mbs / native.push).toFixed(2),
+      );
+      results.delivery_server_rss_growth_mb = peak - base;
+
+      farm.send({ cmd: 'decrypt', i: 0, orderId: order.orderId });
+      const [dec] = await farm.waitFor((e) => e.t === 'decrypted');
+      const dmbs = (dec?.bytes as number) / MiB / ((dec?.ms as number) / 1000);
+      results.player_decrypt_mb_s = dmbs;
+      results.player_decrypt_vs_raw_wasm = dmbs / wasm.pull;
+      row(
+        'player core decrypt (libsodium-wrappers, from storage)',
+        `${dmbs.toFixed(0)} MB/s`,
+        `${wasm.pull.toFixed(0)} MB/s wasm`,
+        (dmbs / wasm.pull).toFixed(2),
+      );
+
+      // Time to first frame: a preloaded title, the key arrives, the first chunk is decrypted.
+      await addTitle(dataDir, 901, 4 * MiB).catch(() => undefined);
+    } finally {
+      farm.stop();
+      await server.kill();
+    }
+  }
+
+  if (want('first-frame')) {
+    const dataDir = join(work, 'first-frame');
+    await addTitle(dataDir, 902, 8 * MiB);
+    const server = await startServer(dataDir);
+    const farm = new Farm(server.wsUrl, 1, join(work, 'ff-terms'), true);
+    try {
+      const { terminals } = await linkFarm(server, farm, 1);
+      const t0 = terminals[0] as (typeof terminals)[number];
+      const samples: number[] = [];
+      for (let k = 0; k < (quick ? 3 : 10); k++) {
+        const { order } = await t0.client.request('order.place', {
+          itemNumber: 902,
+          terminalId: t0.terminalId,
+          periodSeconds: 3600,
+          schedule: { mode: 'key-delivery', at: Date.now() + 1500 },
+        });
+        const [ff] = await farm.waitFor((e) => e.t === 'first-frame' && e.orderId === order.orderId);
+        samples.push(ff?.ms as number);
+      }
+      samples.sort((a, b) => a - b);
+      results.first_frame_ms = percentile(samples, 50);
+      results.first_frame_max_ms = samples[samples.length - 1] as number;
+      row(
+        `time to first frame (key arrives → first chunk decrypted, ${samples.length} runs)`,
+        `p50 ${percentile(samples, 50).toFixed(1)} ms, max ${(samples[samples.length - 1] as number).toFixed(1)} ms`,
+        'goal < 200 ms',
+        '',
+      );
+    } finally {
+      farm.stop();
+      await server.kill();
+    }
+  }
+
+  if (want('parallel')) {
+    const dataDir = join(work, 'parallel');
+    await addTitle(dataDir, 903, S.parallelEach);
+    const server = await startServer(dataDir);
+    const n = S.parallelTerminals;
+    const farm = new Farm(server.wsUrl, n, join(work, 'par-terms'));
+    try {
+      const { terminals } = await linkFarm(server, farm, n);
+      const start = Date.now();
+      const orders = await Promise.all(
+        terminals.map((t) =>
+          t.client.request('order.place', {
+            itemNumber: 903,
+            terminalId: t.terminalId,
+            periodSeconds: 3600,
+            schedule: { mode: 'now' },
+          }),
+        ),
+      );
+      const ids = new Set(orders.map((o) => o.order.orderId));
+      const stored = await farm.waitFor((e) => e.t === 'stored' && ids.has(e.orderId as string), n);
+      const times = stored.map((e) => ((e.at as number) - start) / 1000).sort((a, b) => a - b);
+      const total = (times[times.length - 1] as number) || 1;
+      const agg = (n * S.parallelEach) / MiB / total;
+      results.parallel_aggregate_mb_s = agg;
+      results.parallel_fairness_max_over_min = (times[times.length - 1] as number) / (times[0] as number);
+      row(
+        `${n} deliveries at once, ${S.parallelEach / MiB} MiB each`,
+        `${agg.toFixed(0)} MB/s aggregate; slowest/fastest ${(results.parallel_fairness_max_over_min as number).toFixed(2)}×`,
+        `${(results.delivery_mb_s as number | undefined)?.toFixed(0) ?? '?'} MB/s single`,
+        results.delivery_mb_s ? (agg / (results.delivery_mb_s as number)).toFixed(2) : '',
+      );
+    } finally {
+      farm.stop();
+      await server.kill();
+    }
+  }
+
+  if (want('orders')) {
+    const dataDir = join(work, 'orders');
+    await addTitle(dataDir, 904, 1024);
+    const server = await startServer(dataDir);
+    const n = 100;
+    const farm = new Farm(server.wsUrl, n, join(work, 'ord-terms'));
+    try {
+      const { terminals } = await linkFarm(server, farm, n);
+      const sentAt = new Map<string, number>();
+      const place = async (k: number) => {
+        const t = terminals[k % terminals.length] as (typeof terminals)[number];
+        const at = Date.now();
+        const { order } = await t.client.request('order.place', {
+          itemNumber: 904,
+          terminalId: t.terminalId,
+          periodSeconds: 3600,
+          schedule: { mode: 'now' },
+        });
+        sentAt.set(order.orderId, at);
+      };
+      // Sustained 1,000 orders/s.
+      const rate = 1000;
+      const total = rate * S.orderSeconds;
+      const start = Date.now();
+      const pending: Promise<void>[] = [];
+      for (let k = 0; k < total; k++) {
+        const due = start + (k * 1000) / rate;
+        const wait = due - Date.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        pending.push(place(k));
+      }
+      await Promise.all(pending);
+      const lic = await farm.waitFor((e) => e.t === 'licence' && sentAt.has(e.orderId as string), total);
+      const lat = lic
+        .map((e) => (e.at as number) - (sentAt.get(e.orderId as string) as number))
+        .sort((a, b) => a - b);
+      results.order_to_licence_p50_ms_at_1000 = percentile(lat, 50);
+      results.order_to_licence_p99_ms_at_1000 = percentile(lat, 99);
+      const offered = total / ((Date.now() - start) / 1000);
+      row(
+        `order → licence at ${rate}/s for ${S.orderSeconds} s (${total} orders)`,
+        `p50 ${percentile(lat, 50).toFixed(1)} ms, p99 ${percentile(lat, 99).toFixed(1)} ms (all done at ${offered.toFixed(0)}/s)`,
+        'goal p99 < 25 ms',
+        '',
+      );
+      // Max: as fast as the server takes them, 200 in flight.
+      const burst = quick ? 3000 : 15_000;
+      const before = new Set(sentAt.keys());
+      const t1 = Date.now();
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: 200 }, async () => {
+          while (next < burst) await place(total + next++);
+        }),
+      );
+      const fresh = [...sentAt.keys()].filter((id) => !before.has(id));
+      const freshSet = new Set(fresh);
+      const done = await farm.waitFor(
+        (e) => e.t === 'licence' && freshSet.has(e.orderId as string),
+        fresh.length,
+      );
+      const last = Math.max(...done.map((e) => e.at as number));
+      const max = burst / ((last - t1) / 1000);
+      results.max_orders_per_s = max;
+      row(
+        `max orders/s, order placed to licence on the terminal (${burst} orders)`,
+        `${max.toFixed(0)} orders/s`,
+        'goal ≥ 3000/s',
+        '',
+      );
+      results.sqlite_synchronous = 'FULL';
+    } finally {
+      farm.stop();
+      await server.kill();
+    }
+  }
+
+  if (want('held')) {
+    const dataDir = join(work, 'held');
+    const server = await startServer(dataDir, ['--no-demo']);
+    const farm = new Farm(server.wsUrl, S.held, join(work, 'held-terms'));
+    try {
+      await farm.waitFor((e) => e.t === 'welcome', S.held);
+      await new Promise((r) => setTimeout(r, 5000));
+      const health = (await (await fetch(`${server.url}health`)).json()) as { terminals: number };
+      results.terminals_held = health.terminals;
+      results.terminals_rss_mb = rssMb(server.child.pid as number);
+      row(
+        `idle terminals held by one server process`,
+        `${health.terminals} terminals, server RSS ${(results.terminals_rss_mb as number).toFixed(0)} MB`,
+        `goal 10,000 < 1.5 GB`,
+        '',
+      );
+    } finally {
+      farm.stop();
+      await server.kill();
+    }
+  }
+
+  if (want('stream')) {
+    const dataDir = join(work, 'stream');
+    await addTitle(dataDir, 905, S.stream);
+    const server = await startServer(dataDir);
+    const farm = new Farm(server.wsUrl, 1, join(work, 'stream-terms'));
+    try {
+      const { terminals } = await linkFarm(server, farm, 1);
+      const t0 = terminals[0] as (typeof terminals)[number];
+      await new Promise((r) => setTimeout(r, 1000));
+      const base = rssMb(server.child.pid as number);
+      let peak = base;
+      const sampler = setInterval(() => {
+        peak = Math.max(peak, rssMb(server.child.pid as number));
+      }, 100);
+      const { order } = await t0.client.request('order.place', {
+        itemNumber: 905,
+        terminalId: t0.terminalId,
+        periodSeconds: 3600,
+        schedule: { mode: 'now' },
+      });
+      await farm.waitFor((e) => e.t === 'stored' && e.orderId === order.orderId);
+      clearInterval(sampler);
+      results.stream_rss_growth_mb = peak - base;
+      row(
+        `server RSS growth during a ${S.stream / MiB} MiB delivery`,
+        `${(peak - base).toFixed(1)} MB (from ${base.toFixed(0)} MB)`,
+        'goal < 64 MB',
+        '',
+      );
+    } finally {
+      farm.stop();
+      await server.kill();
+    }
+  }
+
+  results.machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}`;
+  results.mode = quick ? 'quick' : 'full';
+  const widths = [0, 1, 2, 3].map((c) =>
+    Math.max(...[['measure', 'value', 'raw limit', 'ratio'], ...rows].map((r) => (r[c] as string).length)),
+  );
+  const line = (r: string[]) => `| ${r.map((x, c) => x.padEnd(widths[c] as number)).join(' | ')} |`;
+  process.stdout.write(
+    `${line(['measure', 'value', 'raw limit', 'ratio'])}\n|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|\n`,
+  );
+  for (const r of rows) process.stdout.write(`${line(r)}\n`);
+  writeFileSync(join(import.meta.dirname, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
+  process.stdout.write('\nwritten to bench/results.json\n');
+  rmSync(work, { recursive: true, force: true });
+  return 0;
+}
+
+runCli(main, 'usage: npm run bench -- [--quick] [--only delivery,first-frame,parallel,orders,held,stream]');

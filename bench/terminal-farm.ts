@@ -1,0 +1,81 @@
+/**
+ * A benchmark helper process: runs N headless terminal cores (the player's core) against a server
+ * and reports what happens as JSON lines on stdout. Commands arrive as JSON lines on stdin:
+ *   {"cmd":"decrypt","i":0,"orderId":"…"}   decrypt a rental with a no-op sink, report MB/s
+ *   {"cmd":"rss"}                            report this process's RSS
+ * With --first-frame, each licence immediately starts a decrypt and reports when the first chunk is ready.
+ */
+
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { WebSocket } from 'ws';
+import { TerminalCore } from '../player/core/terminal-core.ts';
+import { FileStorage } from '../player/headless/file-storage.ts';
+import { intArg, parseCli, requireArg } from '../server/cli-args.ts';
+import { cryptoReady } from '../shared/crypto.ts';
+import type { SocketLike } from '../shared/rental-client.ts';
+
+const { values } = parseCli(process.argv.slice(2), {
+  server: { type: 'string' },
+  count: { type: 'string' },
+  dir: { type: 'string' },
+  'first-frame': { type: 'boolean' },
+});
+const server = requireArg(values.server, 'server');
+const count = intArg(values.count, 'count', 1, 20_000) ?? 1;
+const dir = requireArg(values.dir, 'dir');
+const out = (o: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(o)}\n`);
+
+await cryptoReady();
+const cores: TerminalCore[] = [];
+for (let i = 0; i < count; i++) {
+  const core: TerminalCore = new TerminalCore({
+    serverUrl: server,
+    storage: new FileStorage(join(dir, String(i))),
+    socketFactory: (url) => new WebSocket(url) as unknown as SocketLike,
+    kind: 'headless',
+    name: `bench ${i}`,
+    onEvent: (e) => {
+      const at = Date.now();
+      if (e.type === 'welcome') out({ t: 'welcome', i, terminalId: e.terminalId, code: e.pairingCode });
+      else if (e.type === 'stored') out({ t: 'stored', i, orderId: e.orderId, at });
+      else if (e.type === 'licence') {
+        out({ t: 'licence', i, orderId: e.orderId, at });
+        if (values['first-frame']) {
+          const ctrl = new AbortController();
+          const start = performance.now();
+          void core
+            .decrypt(
+              e.orderId,
+              () => {
+                if (!ctrl.signal.aborted)
+                  out({ t: 'first-frame', i, orderId: e.orderId, ms: performance.now() - start });
+                ctrl.abort();
+              },
+              ctrl.signal,
+            )
+            .catch((err) => out({ t: 'error', i, message: String(err) }));
+        }
+      } else if (e.type === 'rejected' || e.type === 'server-error')
+        out({ t: 'error', i, message: JSON.stringify(e) });
+    },
+  });
+  cores.push(core);
+  await core.start();
+  // Pace connection setup so thousands of terminals do not all handshake in the same millisecond.
+  if (i % 200 === 199) await new Promise((r) => setTimeout(r, 50));
+}
+
+for await (const line of createInterface({ input: process.stdin })) {
+  const cmd = JSON.parse(line) as { cmd: string; i?: number; orderId?: string };
+  if (cmd.cmd === 'rss') out({ t: 'rss', mb: process.memoryUsage().rss / 1048576 });
+  if (cmd.cmd === 'decrypt') {
+    const core = cores[cmd.i ?? 0] as TerminalCore;
+    let bytes = 0;
+    const start = performance.now();
+    await core.decrypt(cmd.orderId as string, (p) => {
+      bytes += p.length;
+    });
+    out({ t: 'decrypted', bytes, ms: performance.now() - start });
+  }
+}
