@@ -69,10 +69,16 @@ export class ContentDelivery implements ContentDispatcher {
   ) {
     hub.on('terminal-online', (conn) => {
       for (const instr of this.pending.values()) {
-        if (instr.terminalId === conn.terminalId) this.start(instr);
+        if (instr.terminalId !== conn.terminalId) continue;
+        // A session still bound to the terminal's previous (replaced) connection is dead.
+        const old = this.sessions.get(instr.orderId);
+        if (old && old.conn !== conn) this.stop(instr.orderId);
+        this.start(instr);
       }
     });
-    hub.on('terminal-offline', (conn) => {
+    // Every closed connection, including one replaced by the same terminal reconnecting (which
+    // does not count as the terminal going offline).
+    hub.on('conn-closed', (conn) => {
       for (const [orderId, s] of this.sessions) {
         if (s.conn === conn) {
           this.stop(orderId);

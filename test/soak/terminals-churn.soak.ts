@@ -136,19 +136,16 @@ test(`soak: ${TERMINALS} terminals churning, ${ORDERS} orders over ${SECONDS} s`
     await t.log.waitFor('stored', (e) => e.orderId === orderId, Math.max(1000, deadline - Date.now()));
     peak = Math.max(peak, rssMb(pid));
   }
-  // Exactly once: one licence per order, no job left, every order's content complete.
+  // Exactly once: one licence per order, no job left, every order recorded complete by the server
+  // (its record can trail the terminal's by a moment: wait for it, bounded).
   const db = new Database(join(dataDir, 'rental.sqlite'), { readonly: true });
-  const licences = (db.prepare('SELECT COUNT(*) AS n FROM licences').get() as { n: number }).n;
-  const pendingContent = (
-    db.prepare("SELECT COUNT(*) AS n FROM jobs WHERE kind != 'expire'").get() as { n: number }
-  ).n;
-  const delivered = (
-    db
-      .prepare(
-        "SELECT COUNT(*) AS n FROM orders WHERE content_state = 'delivered' AND key_state = 'delivered'",
-      )
-      .get() as { n: number }
-  ).n;
+  const q = (sql: string) => (db.prepare(sql).get() as { n: number }).n;
+  const deliveredSql =
+    "SELECT COUNT(*) AS n FROM orders WHERE content_state = 'delivered' AND key_state = 'delivered'";
+  for (let i = 0; i < 120 && q(deliveredSql) < ORDERS; i++) await sleep(500);
+  const licences = q('SELECT COUNT(*) AS n FROM licences');
+  const pendingContent = q("SELECT COUNT(*) AS n FROM jobs WHERE kind != 'expire'");
+  const delivered = q(deliveredSql);
   db.close();
   for (const t of terms) t.core.stop();
   await sleep(5000);
