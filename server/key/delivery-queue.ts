@@ -10,7 +10,7 @@
 import { secretboxOpen } from '../../shared/crypto.ts';
 import { RentalError } from '../../shared/errors.ts';
 import { issueLicence } from '../../shared/licence.ts';
-import type { ConnectionHub } from '../connection-hub.ts';
+import type { Conn, ConnectionHub } from '../connection-hub.ts';
 import type { ContentDispatcher, DeliveryStatus } from '../content/delivery.ts';
 import { log } from '../log.ts';
 import type { ServerIdentity } from '../server-identity.ts';
@@ -25,8 +25,10 @@ export class DeliveryQueue {
   private ticking: Promise<void> | undefined;
   private again = false;
   private closed = false;
-  /** Jobs handed off and awaiting confirmation, so a tick does not start them twice. */
+  /** Content jobs handed to the content store and awaiting its report, so a look does not start them twice. */
   private readonly inFlight = new Set<string>();
+  /** Licences sent and not yet acknowledged, by order, with the connection they went out on. */
+  private readonly licenceSentOn = new Map<string, Conn>();
 
   constructor(
     private readonly hub: ConnectionHub,
@@ -36,9 +38,7 @@ export class DeliveryQueue {
     private readonly content: ContentDispatcher,
   ) {
     hub.on('terminal-online', () => this.poke());
-    hub.on('terminal-offline', (conn) => {
-      for (const key of this.inFlight)
-        if (key.startsWith('key:') && key.endsWith(`:${conn.terminalId}`)) this.inFlight.delete(key);
+    hub.on('terminal-offline', () => {
       this.poke();
     });
     hub.handle('licence.ack', async (conn, m) => {
@@ -51,7 +51,7 @@ export class DeliveryQueue {
         log('info', 'licence-acknowledged', { orderId: o.id });
         await orders.push(o.id);
       }
-      this.inFlight.delete(`key:${o.id}:${o.terminalId}`);
+      this.licenceSentOn.delete(o.id);
       return {};
     });
   }
@@ -118,6 +118,8 @@ export class DeliveryQueue {
     if (!o) return this.repo.completeJob(job.orderId, job.kind);
     if (job.kind === 'expire') {
       this.content.cancel(o.id);
+      this.inFlight.delete(`content:${o.id}`);
+      this.licenceSentOn.delete(o.id);
       await this.repo.wipeOrderKey(o.id);
       if (o.keyState !== 'delivered') {
         await this.repo.setKeyState(o.id, 'not-delivered');
@@ -156,7 +158,6 @@ export class DeliveryQueue {
     }
 
     // key job
-    const flight = `key:${o.id}:${o.terminalId}`;
     const conn = this.hub.terminal(o.terminalId);
     if (!conn) {
       if (o.keyState !== 'waiting-terminal') {
@@ -165,7 +166,8 @@ export class DeliveryQueue {
       }
       return;
     }
-    if (this.inFlight.has(flight)) return;
+    // Sent on this very connection and not acknowledged yet: wait. A new connection gets it again.
+    if (this.licenceSentOn.get(o.id) === conn) return;
     let licence = await this.repo.licenceOf(o.id);
     if (!licence) {
       const terminal = await this.repo.terminalById(o.terminalId);
@@ -188,7 +190,7 @@ export class DeliveryQueue {
       await this.repo.saveLicence(o.id, licence, now);
       licence = (await this.repo.licenceOf(o.id)) ?? licence;
     }
-    this.inFlight.add(flight);
+    this.licenceSentOn.set(o.id, conn);
     conn.send({ type: 'licence.deliver', orderId: o.id, licence });
     log('info', 'licence-sent', { orderId: o.id, terminalId: o.terminalId });
   }
