@@ -156,6 +156,7 @@ export class TerminalCore {
     clearTimeout(this.pairingTimer);
     for (const t of this.expiryTimers.values()) clearTimeout(t);
     for (const l of this.links.values()) l.ws?.close();
+    void this.opts.storage.close?.();
   }
 
   /** Time as the terminal trusts it, or the reason it cannot. */

@@ -47,4 +47,6 @@ export interface TerminalStorage {
   putLicence(orderId: string, licence: SignedEnvelope): Promise<void>;
   /** Forget key and ciphertext; the rental record stays, marked expired. */
   wipe(orderId: string): Promise<void>;
+  /** Release open files or database handles (the terminal stopped). */
+  close?(): Promise<void>;
 }

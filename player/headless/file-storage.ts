@@ -100,6 +100,10 @@ export class FileStorage implements TerminalStorage {
     return fh;
   }
 
+  async close() {
+    for (const id of [...this.handles.keys()]) await this.closeContent(id);
+  }
+
   private async closeContent(orderId: string) {
     const fh = this.handles.get(orderId);
     this.handles.delete(orderId);
