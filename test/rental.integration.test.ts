@@ -25,7 +25,7 @@ async function mediaOf(server: Awaited<ReturnType<typeof testServer>>, itemNumbe
 
 test('full rental: order, encrypted delivery, licence, decrypt equals the original, expiry wipes', async () => {
   const server = await testServer();
-  const { c, t, view } = await linkedPair(server);
+  const { c, t, view } = await linkedPair(server, { progressEvery: 4 });
   assert.equal(view.online, true);
   const updates: string[] = [];
   c.on('order.update', (m) => updates.push(m.order.status));

@@ -80,7 +80,10 @@ export interface TerminalOptions {
   name: string;
   clock?: Clock;
   onEvent?: (e: TerminalEvent) => void;
-  /** Chunks stored between progress reports (each report follows a durable flush). */
+  /**
+   * Progress is reported (after a durable flush) every this many chunks, or after
+   * PROGRESS_INTERVAL_MS, whichever comes first: few flushes on a fast link, a moving bar on a slow one.
+   */
   progressEvery?: number;
   /** Largest chunk size accepted from a server. */
   maxChunkSize?: number;
@@ -102,10 +105,12 @@ interface Download {
   /** Chunks are written strictly in order, one after another. */
   chain: Promise<void>;
   sinceReport: number;
+  lastReportAt: number;
   failed: boolean;
 }
 
 const MAX_BACKOFF_MS = 10_000;
+const PROGRESS_INTERVAL_MS = 250;
 
 export class TerminalCore {
   private identity!: Identity;
@@ -397,7 +402,7 @@ export class TerminalCore {
       this.emit({ type: 'offer', rental });
     }
     this.scheduleExpiry(rental.orderId, rental.notAfter);
-    this.downloads.set(m.orderId, { link, rental, chain: Promise.resolve(), sinceReport: 0, failed: false });
+    this.downloads.set(m.orderId, { link, rental, chain: Promise.resolve(), sinceReport: 0, lastReportAt: Date.now(), failed: false });
     this.send(link, { type: 'delivery.accept', orderId: m.orderId, from: rental.have });
     if (rental.have >= rental.totalChunks) this.emit({ type: 'stored', orderId: m.orderId });
   }
@@ -428,8 +433,10 @@ export class TerminalCore {
     r.have = index + 1;
     d.sinceReport++;
     const done = r.have === r.totalChunks;
-    if (done || d.sinceReport >= (this.opts.progressEvery ?? 16)) {
+    const due = Date.now() - d.lastReportAt >= PROGRESS_INTERVAL_MS;
+    if (done || due || d.sinceReport >= (this.opts.progressEvery ?? 64)) {
       d.sinceReport = 0;
+      d.lastReportAt = Date.now();
       await this.opts.storage.flush(r.orderId);
       await this.opts.storage.putRental(r);
       this.send(d.link, { type: 'delivery.progress', orderId: r.orderId, have: r.have });
