@@ -195,6 +195,9 @@ export class ContentDelivery implements ContentDispatcher {
           throw new Error(`media file for item ${item.itemNumber} is shorter than catalogued`);
         const frame = encryptChunkFrame(instr.contentKey, plain.subarray(0, len), instr.orderId, i, total);
         lastSend = s.conn.sendBinary(frame);
+        // Only the latest send is awaited; an earlier one failing means the connection closed,
+        // which the close handler deals with. Do not leave its rejection unhandled.
+        lastSend.catch(() => undefined);
         if (s.conn.ws.bufferedAmount > LIMITS.maxSocketBufferedBytes) await lastSend;
         sent += frame.length;
         if (this.maxBytesPerSecond > 0) {
