@@ -402,7 +402,14 @@ export class TerminalCore {
       this.emit({ type: 'offer', rental });
     }
     this.scheduleExpiry(rental.orderId, rental.notAfter);
-    this.downloads.set(m.orderId, { link, rental, chain: Promise.resolve(), sinceReport: 0, lastReportAt: Date.now(), failed: false });
+    this.downloads.set(m.orderId, {
+      link,
+      rental,
+      chain: Promise.resolve(),
+      sinceReport: 0,
+      lastReportAt: Date.now(),
+      failed: false,
+    });
     this.send(link, { type: 'delivery.accept', orderId: m.orderId, from: rental.have });
     if (rental.have >= rental.totalChunks) this.emit({ type: 'stored', orderId: m.orderId });
   }
