@@ -111,7 +111,7 @@ export class Farm {
     });
   }
 
-  async waitFor(pred: (e: FarmEvent) => boolean, n = 1, timeoutMs = 600_000): Promise<FarmEvent[]> {
+  async waitFor(pred: (e: FarmEvent) => boolean, n = 1, timeoutMs = 180_000): Promise<FarmEvent[]> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const hits = this.events.filter(pred);

@@ -66,7 +66,9 @@ export class TrustedClock {
     }
     // Online: server time plus monotonic time, whatever the wall clock says. Offline: the wall
     // clock, never earlier than what we already know (a clock set forward only shortens the rental).
-    const now = anchored ?? Math.max(wall, this.highWater);
+    // The mark only ever holds server-signed times (a licence's issue time, say), so it is a floor
+    // for the anchored time too: the anchor lags the server by the message's travel time.
+    const now = anchored !== undefined ? Math.max(anchored, this.highWater) : Math.max(wall, this.highWater);
     this.highWater = now;
     return { ok: true, now };
   }

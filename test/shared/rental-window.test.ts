@@ -46,3 +46,14 @@ test('online: server time plus monotonic time wins over a wrong wall clock', () 
   ahead.observeServerTime(6_000_000);
   assert.equal(ahead.highWater, 6_000_000);
 });
+
+test('online: a server-signed time ahead of the anchor (a licence just issued) moves time forward', () => {
+  const clock = new FakeClock(0, 0);
+  const t = new TrustedClock(clock, 0, 1000);
+  t.observeServerTime(1_000_000);
+  clock.mono = 10; // the anchor says 1,000,010
+  t.highWater = Math.max(t.highWater, 1_000_050); // a licence issued at 1,000,050 arrives
+  assert.deepEqual(t.now(), { ok: true, now: 1_000_050 });
+  clock.mono = 100;
+  assert.deepEqual(t.now(), { ok: true, now: 1_000_100 });
+});
