@@ -90,6 +90,13 @@ function rawWasm(bytes: number) {
   return { push, pull };
 }
 
+/** SIGTERM first, so a server run with --cpu-prof writes its profile; SIGKILL if it hangs. */
+async function stopGracefully(server: Awaited<ReturnType<typeof startServer>>) {
+  const killer = setTimeout(() => void server.kill('SIGKILL'), 5000);
+  await server.kill('SIGTERM');
+  clearTimeout(killer);
+}
+
 async function main(): Promise<number> {
   await cryptoReady();
   process.stderr.write(`bench (${quick ? 'quick' : 'full'}) in ${work}\n`);
@@ -163,7 +170,7 @@ async function main(): Promise<number> {
       await addTitle(dataDir, 901, 4 * MiB).catch(() => undefined);
     } finally {
       farm.stop();
-      await server.kill();
+      await stopGracefully(server);
     }
   }
 
@@ -197,7 +204,7 @@ async function main(): Promise<number> {
       );
     } finally {
       farm.stop();
-      await server.kill();
+      await stopGracefully(server);
     }
   }
 
@@ -235,7 +242,7 @@ async function main(): Promise<number> {
       );
     } finally {
       farm.stop();
-      await server.kill();
+      await stopGracefully(server);
     }
   }
 
@@ -312,7 +319,7 @@ async function main(): Promise<number> {
       results.sqlite_synchronous = 'FULL';
     } finally {
       farm.stop();
-      await server.kill();
+      await stopGracefully(server);
     }
   }
 
@@ -334,7 +341,7 @@ async function main(): Promise<number> {
       );
     } finally {
       farm.stop();
-      await server.kill();
+      await stopGracefully(server);
     }
   }
 
@@ -369,7 +376,7 @@ async function main(): Promise<number> {
       );
     } finally {
       farm.stop();
-      await server.kill();
+      await stopGracefully(server);
     }
   }
 

@@ -70,7 +70,9 @@ export type TerminalEvent =
   | { type: 'licence'; orderId: string; notBefore: number; notAfter: number }
   | { type: 'expired'; orderId: string }
   | { type: 'rejected'; orderId: string; reason: string }
-  | { type: 'server-error'; code: string; message: string };
+  | { type: 'server-error'; code: string; message: string }
+  /** Something failed on this terminal itself (its storage, say). */
+  | { type: 'local-error'; message: string };
 
 export interface TerminalOptions {
   serverUrl: string;
@@ -161,7 +163,7 @@ export class TerminalCore {
     clearTimeout(this.pairingTimer);
     for (const t of this.expiryTimers.values()) clearTimeout(t);
     for (const l of this.links.values()) l.ws?.close();
-    void this.opts.storage.close?.();
+    this.guard(this.opts.storage.close?.());
   }
 
   /** Time as the terminal trusts it, or the reason it cannot. */
@@ -279,6 +281,13 @@ export class TerminalCore {
     if (link.ws?.readyState === 1) link.ws.send(JSON.stringify(msg));
   }
 
+  /** Background work started from a socket event or timer: a failure is reported, never left unhandled. */
+  private guard(work: Promise<unknown> | undefined): void {
+    work?.catch((err: unknown) =>
+      this.emit({ type: 'local-error', message: err instanceof Error ? err.message : String(err) }),
+    );
+  }
+
   private emit(e: TerminalEvent) {
     this.opts.onEvent?.(e);
   }
@@ -294,7 +303,7 @@ export class TerminalCore {
     const m = parsed.data;
     switch (m.type) {
       case 'server.hello':
-        void this.onHello(link, m);
+        this.guard(this.onHello(link, m));
         break;
       case 'result':
         if (m.re === link.authId || m.re === link.refreshId) this.onWelcome(link, m.value as TerminalWelcome);
@@ -309,10 +318,10 @@ export class TerminalCore {
         this.emit({ ...m, type: 'linked' });
         break;
       case 'delivery.offer':
-        void this.onOffer(link, m);
+        this.guard(this.onOffer(link, m));
         break;
       case 'licence.deliver':
-        void this.onLicence(link, m);
+        this.guard(this.onLicence(link, m));
         break;
     }
   }
@@ -498,7 +507,7 @@ export class TerminalCore {
     const now = this.trusted.now();
     const wait = notAfter - (now.ok ? now.now : this.clock.now());
     if (wait <= 0) {
-      void this.expire(orderId);
+      this.guard(this.expire(orderId));
       return;
     }
     // Re-check at least hourly: timers drift, and setTimeout caps at ~24.8 days.

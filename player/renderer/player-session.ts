@@ -136,6 +136,7 @@ export class PlayerSession {
         break;
       }
       case 'server-error':
+      case 'local-error':
         this.set({ lastError: e.message });
         break;
       case 'rejected':

@@ -10,7 +10,7 @@
 import { secretboxOpen } from '../../shared/crypto.ts';
 import { RentalError } from '../../shared/errors.ts';
 import { issueLicence } from '../../shared/licence.ts';
-import type { Conn, ConnectionHub } from '../connection-hub.ts';
+import type { ConnectionHub } from '../connection-hub.ts';
 import type { ContentDispatcher, DeliveryStatus } from '../content/delivery.ts';
 import { log } from '../log.ts';
 import type { ServerIdentity } from '../server-identity.ts';
@@ -25,10 +25,6 @@ export class DeliveryQueue {
   private ticking: Promise<void> | undefined;
   private again = false;
   private closed = false;
-  /** Content jobs handed to the content store and awaiting its report, so a look does not start them twice. */
-  private readonly inFlight = new Set<string>();
-  /** Licences sent and not yet acknowledged, by order, with the connection they went out on. */
-  private readonly licenceSentOn = new Map<string, Conn>();
 
   constructor(
     private readonly hub: ConnectionHub,
@@ -37,9 +33,12 @@ export class DeliveryQueue {
     private readonly orders: Orders,
     private readonly content: ContentDispatcher,
   ) {
-    hub.on('terminal-online', () => this.poke());
-    hub.on('terminal-offline', () => {
-      this.poke();
+    // A terminal (re)connected: what waited for it, or went to its previous connection, goes again.
+    hub.on('terminal-online', (conn) => {
+      void repo
+        .wakeTerminalJobs(conn.terminalId as string)
+        .then((n) => n && this.poke())
+        .catch((err) => log('error', 'queue-wake-failed', { error: String(err) }));
     });
     hub.handle('licence.ack', async (conn, m) => {
       const o = await repo.orderById(m.orderId);
@@ -51,13 +50,13 @@ export class DeliveryQueue {
         log('info', 'licence-acknowledged', { orderId: o.id });
         await orders.push(o.id);
       }
-      this.licenceSentOn.delete(o.id);
       return {};
     });
   }
 
   start(): void {
-    this.poke();
+    // Nothing is in flight in a fresh process: every job is looked at again.
+    void this.repo.resetJobStates().then(() => this.poke());
   }
 
   close(): void {
@@ -88,11 +87,8 @@ export class DeliveryQueue {
     const o = await this.repo.orderById(s.orderId);
     if (!o || o.contentState === 'delivered') return;
     await this.repo.setContentProgress(o.id, s.state, s.have);
-    if (s.state === 'delivered') {
-      await this.repo.completeJob(o.id, 'content');
-      this.inFlight.delete(`content:${o.id}`);
-    }
-    if (s.state === 'waiting-terminal') this.inFlight.delete(`content:${o.id}`);
+    if (s.state === 'delivered') await this.repo.completeJob(o.id, 'content');
+    if (s.state === 'waiting-terminal') await this.repo.setJobState(o.id, 'content', 'parked');
     await this.orders.push(o.id);
   }
 
@@ -118,8 +114,6 @@ export class DeliveryQueue {
     if (!o) return this.repo.completeJob(job.orderId, job.kind);
     if (job.kind === 'expire') {
       this.content.cancel(o.id);
-      this.inFlight.delete(`content:${o.id}`);
-      this.licenceSentOn.delete(o.id);
       await this.repo.wipeOrderKey(o.id);
       if (o.keyState !== 'delivered') {
         await this.repo.setKeyState(o.id, 'not-delivered');
@@ -134,9 +128,7 @@ export class DeliveryQueue {
     const contentKey = secretboxOpen(o.wrappedKey, this.identity.storageKey);
 
     if (job.kind === 'content') {
-      const flight = `content:${o.id}`;
-      if (this.inFlight.has(flight)) return;
-      this.inFlight.add(flight);
+      await this.repo.setJobState(o.id, 'content', 'dispatched');
       this.content.instruct({
         orderId: o.id,
         itemNumber: o.itemNumber,
@@ -160,14 +152,13 @@ export class DeliveryQueue {
     // key job
     const conn = this.hub.terminal(o.terminalId);
     if (!conn) {
+      await this.repo.setJobState(o.id, 'key', 'parked');
       if (o.keyState !== 'waiting-terminal') {
         await this.repo.setKeyState(o.id, 'waiting-terminal');
         await this.orders.push(o.id);
       }
       return;
     }
-    // Sent on this very connection and not acknowledged yet: wait. A new connection gets it again.
-    if (this.licenceSentOn.get(o.id) === conn) return;
     let licence = await this.repo.licenceOf(o.id);
     if (!licence) {
       const terminal = await this.repo.terminalById(o.terminalId);
@@ -190,7 +181,8 @@ export class DeliveryQueue {
       await this.repo.saveLicence(o.id, licence, now);
       licence = (await this.repo.licenceOf(o.id)) ?? licence;
     }
-    this.licenceSentOn.set(o.id, conn);
+    // Until acknowledged; a reconnecting terminal wakes the job and gets the same licence again.
+    await this.repo.setJobState(o.id, 'key', 'dispatched');
     conn.send({ type: 'licence.deliver', orderId: o.id, licence });
     log('info', 'licence-sent', { orderId: o.id, terminalId: o.terminalId });
   }

@@ -62,6 +62,8 @@ export interface OrderRow {
 }
 
 export type JobKind = 'content' | 'key' | 'expire';
+/** pending: look at it when due; dispatched: handed off, awaiting confirmation; parked: waiting for its terminal. */
+export type JobState = 'pending' | 'dispatched' | 'parked';
 
 export interface JobRow {
   orderId: string;
@@ -114,6 +116,11 @@ export interface Repository {
   dueJobs(now: number, limit: number): Promise<JobRow[]>;
   /** When the next job after `after` is due, if any. */
   nextJobAt(after: number): Promise<number | undefined>;
+  setJobState(orderId: string, kind: JobKind, state: JobState): Promise<void>;
+  /** A terminal (re)connected: everything waiting for it or sent to its old connection is looked at again. */
+  wakeTerminalJobs(terminalId: string): Promise<number>;
+  /** On start: nothing is in flight in a fresh process. */
+  resetJobStates(): Promise<void>;
   completeJob(orderId: string, kind: JobKind): Promise<void>;
 
   /** The licence is issued once and re-sent byte for byte; never a second one with another key. */

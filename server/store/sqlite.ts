@@ -5,6 +5,7 @@ import type {
   CustomerRow,
   JobKind,
   JobRow,
+  JobState,
   OrderRow,
   Repository,
   TerminalRow,
@@ -48,6 +49,12 @@ const MIGRATIONS: string[] = [
      issued_at INTEGER NOT NULL);`,
   // 2: the queue asks for due jobs and the next due time; without this it scans every job.
   'CREATE INDEX jobs_run_at ON jobs(run_at);',
+  // 3: a job handed off (dispatched) or waiting for its terminal (parked) is not looked at again
+  // until something changes, so a look at the queue costs what is newly due, not what is waiting.
+  `ALTER TABLE jobs ADD COLUMN state TEXT NOT NULL DEFAULT 'pending';
+   DROP INDEX jobs_run_at;
+   CREATE INDEX jobs_due ON jobs(state, run_at);
+   CREATE INDEX jobs_terminal ON jobs(terminal_id);`,
 ];
 
 type Row = Record<string, unknown>;
@@ -121,8 +128,11 @@ export class SqliteRepository implements Repository {
   constructor(file: string) {
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
-    // FULL: an acknowledged order survives power loss, not just a process crash.
-    this.db.pragma('synchronous = FULL');
+    // NORMAL in WAL mode: every commit survives a crash of the process (kill -9); the WAL is synced
+    // at checkpoints. Orders and licences, the writes a customer or terminal relies on, are committed
+    // with FULL (see durable()), so they survive power loss too. Progress and job states can be
+    // re-derived, so losing their last moments to a power cut only repeats work.
+    this.db.pragma('synchronous = NORMAL');
     this.db.pragma('foreign_keys = ON');
     this.db.pragma('busy_timeout = 5000');
     this.migrate();
@@ -138,14 +148,66 @@ export class SqliteRepository implements Repository {
     }
   }
 
+  /** Run a transaction whose commit is synced to disk before it returns (synchronous = FULL). */
+  private durable<T>(fn: () => T): T {
+    this.db.pragma('synchronous = FULL');
+    try {
+      return this.db.transaction(fn)();
+    } finally {
+      this.db.pragma('synchronous = NORMAL');
+    }
+  }
+
+  /**
+   * Group commit: durable writes arriving in the same turn of the event loop share one synced
+   * transaction (one fsync for many orders). If the batch fails, each write is retried alone so
+   * one bad write cannot fail the others.
+   */
+  private batch: { fn: () => void; resolve: () => void; reject: (e: unknown) => void }[] = [];
+  private durableSoon(fn: () => void): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.batch.push({ fn, resolve, reject });
+      if (this.batch.length === 1) setImmediate(() => this.flushBatch());
+    });
+  }
+  private flushBatch() {
+    const batch = this.batch;
+    this.batch = [];
+    try {
+      this.durable(() => {
+        for (const op of batch) op.fn();
+      });
+      for (const op of batch) op.resolve();
+    } catch {
+      for (const op of batch) {
+        try {
+          this.durable(op.fn);
+          op.resolve();
+        } catch (err) {
+          op.reject(err);
+        }
+      }
+    }
+  }
+
+  /** Prepared statements, compiled once per SQL text. */
+  private readonly statements = new Map<string, Database.Statement>();
+  private stmt(sql: string): Database.Statement {
+    let s = this.statements.get(sql);
+    if (!s) {
+      s = this.db.prepare(sql);
+      this.statements.set(sql, s);
+    }
+    return s;
+  }
   private get(sql: string, ...args: unknown[]): Row | undefined {
-    return this.db.prepare(sql).get(...args) as Row | undefined;
+    return this.stmt(sql).get(...args) as Row | undefined;
   }
   private all(sql: string, ...args: unknown[]): Row[] {
-    return this.db.prepare(sql).all(...args) as Row[];
+    return this.stmt(sql).all(...args) as Row[];
   }
   private run(sql: string, ...args: unknown[]): Database.RunResult {
-    return this.db.prepare(sql).run(...args);
+    return this.stmt(sql).run(...args);
   }
 
   async close() {
@@ -297,7 +359,7 @@ export class SqliteRepository implements Repository {
   }
 
   async createOrder(o: OrderRow, jobs: JobRow[]) {
-    this.db.transaction(() => {
+    await this.durableSoon(() => {
       this.run(
         `INSERT INTO orders (id, customer_id, item_number, terminal_id, period_s, content_at, key_at, not_before,
            not_after, wrapped_key, content_state, key_state, chunks_delivered, total_chunks, size, chunk_size,
@@ -330,7 +392,7 @@ export class SqliteRepository implements Repository {
           j.terminalId,
         );
       }
-    })();
+    });
   }
   async orderById(id: string) {
     const r = this.get('SELECT * FROM orders WHERE id = ?', id);
@@ -368,11 +430,27 @@ export class SqliteRepository implements Repository {
     return this.all('SELECT * FROM jobs ORDER BY run_at').map(jobOf);
   }
   async dueJobs(now: number, limit: number) {
-    return this.all('SELECT * FROM jobs WHERE run_at <= ? ORDER BY run_at LIMIT ?', now, limit).map(jobOf);
+    return this.all(
+      "SELECT * FROM jobs WHERE state = 'pending' AND run_at <= ? ORDER BY run_at LIMIT ?",
+      now,
+      limit,
+    ).map(jobOf);
   }
   async nextJobAt(after: number) {
-    const r = this.get('SELECT MIN(run_at) AS t FROM jobs WHERE run_at > ?', after);
+    const r = this.get("SELECT MIN(run_at) AS t FROM jobs WHERE state = 'pending' AND run_at > ?", after);
     return (r?.t as number | null) ?? undefined;
+  }
+  async setJobState(orderId: string, kind: JobKind, state: JobState) {
+    this.run('UPDATE jobs SET state = ? WHERE order_id = ? AND kind = ?', state, orderId, kind);
+  }
+  async wakeTerminalJobs(terminalId: string) {
+    return this.run(
+      "UPDATE jobs SET state = 'pending' WHERE terminal_id = ? AND state != 'pending'",
+      terminalId,
+    ).changes;
+  }
+  async resetJobStates() {
+    this.run("UPDATE jobs SET state = 'pending' WHERE state != 'pending'");
   }
   async completeJob(orderId: string, kind: JobKind) {
     this.run('DELETE FROM jobs WHERE order_id = ? AND kind = ?', orderId, kind);
@@ -383,12 +461,14 @@ export class SqliteRepository implements Repository {
     return r && { data: r.data as string, sig: r.sig as string };
   }
   async saveLicence(orderId: string, licence: { data: string; sig: string }, issuedAt: number) {
-    this.run(
-      'INSERT INTO licences (order_id, data, sig, issued_at) VALUES (?,?,?,?) ON CONFLICT(order_id) DO NOTHING',
-      orderId,
-      licence.data,
-      licence.sig,
-      issuedAt,
+    await this.durableSoon(() =>
+      this.run(
+        'INSERT INTO licences (order_id, data, sig, issued_at) VALUES (?,?,?,?) ON CONFLICT(order_id) DO NOTHING',
+        orderId,
+        licence.data,
+        licence.sig,
+        issuedAt,
+      ),
     );
   }
 }

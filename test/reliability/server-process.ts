@@ -28,7 +28,19 @@ export async function spawnServer(
 ): Promise<ServerProcess> {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', 'server/main.ts', '--data', dataDir, '--port', String(port), '--no-open', ...extra],
+    [
+      // Extra Node flags for the server alone, e.g. RENTAL_SERVER_NODE_ARGS="--cpu-prof" to profile a benchmark.
+      ...(process.env.RENTAL_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
+      '--import',
+      'tsx',
+      'server/main.ts',
+      '--data',
+      dataDir,
+      '--port',
+      String(port),
+      '--no-open',
+      ...extra,
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DISPLAY: '' } },
   );
   let out = '';
