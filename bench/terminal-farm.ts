@@ -26,6 +26,7 @@ const count = intArg(values.count, 'count', 1, 20_000) ?? 1;
 const dir = requireArg(values.dir, 'dir');
 const out = (o: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(o)}\n`);
 
+process.once('SIGTERM', () => process.exit(0));
 await cryptoReady();
 const cores: TerminalCore[] = [];
 for (let i = 0; i < count; i++) {

@@ -239,9 +239,17 @@ export class TerminalCore {
       throw new TerminalError('INCOMPLETE', `only ${r.have} of ${r.totalChunks} chunks have arrived`);
     }
     const key = unsealContentKey(licence, this.identity);
+    // Read the next chunk while this one is decrypted and consumed: storage and CPU overlap.
+    const read = (i: number) => {
+      const p = this.opts.storage.readChunk(r, i);
+      p.catch(() => undefined); // if the loop stops early, an unread chunk's failure does not matter
+      return p;
+    };
+    let next = read(0);
     for (let i = 0; i < r.totalChunks; i++) {
       if (signal?.aborted) break;
-      const cipher = await this.opts.storage.readChunk(r, i);
+      const cipher = await next;
+      if (i + 1 < r.totalChunks) next = read(i + 1);
       const plain = cipher && decryptChunk(key, cipher, orderId, i, r.totalChunks);
       if (!plain) throw new TerminalError('TAMPERED', `chunk ${i} failed authentication`);
       await sink(plain, i);
