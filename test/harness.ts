@@ -8,7 +8,15 @@ import type { TerminalStorage } from '../player/core/terminal-storage.ts';
 import { FileStorage } from '../player/headless/file-storage.ts';
 import { type RunningServer, type ServerOptions, startServer } from '../server/app.ts';
 import { setQuietLogs } from '../server/log.ts';
-import { cryptoReady } from '../shared/crypto.ts';
+import {
+  concatBytes,
+  cryptoReady,
+  fromB64,
+  generateIdentity,
+  type Identity,
+  signDetached,
+  toB64,
+} from '../shared/crypto.ts';
 import { RentalClient, type SocketLike } from '../shared/rental-client.ts';
 
 setQuietLogs(true);
@@ -148,3 +156,47 @@ export async function collect(core: TerminalCore, orderId: string): Promise<Buff
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A terminal speaking the protocol by hand, to send what a real terminal never would. */
+export async function rawTerminal(url: string, identity?: Identity) {
+  const id = identity ?? generateIdentity();
+  const ws = new WebSocket(url);
+  const inbox: { type: string; re?: number | null; code?: string }[] = [];
+  let wake = () => {};
+  const log: string[] = [];
+  ws.on('message', (d, bin) => {
+    if (bin) return;
+    const m = JSON.parse(d.toString());
+    log.push(m.type);
+    inbox.push(m);
+    wake();
+  });
+  const next = async (pred: (m: (typeof inbox)[number]) => boolean) => {
+    for (;;) {
+      const i = inbox.findIndex(pred);
+      if (i >= 0) return inbox.splice(i, 1)[0] as (typeof inbox)[number];
+      await new Promise<void>((r) => {
+        wake = r;
+        setTimeout(r, 200);
+      });
+    }
+  };
+  const hello = (await next((m) => m.type === 'server.hello')) as unknown as { nonce: string };
+  const sig = signDetached(
+    'terminal-auth',
+    concatBytes(fromB64(hello.nonce), id.signPublicKey),
+    id.signSecretKey,
+  );
+  ws.send(
+    JSON.stringify({
+      type: 'terminal.auth',
+      id: 1,
+      signPublicKey: toB64(id.signPublicKey),
+      signature: toB64(sig),
+      kind: 'headless',
+      name: 'intruder',
+    }),
+  );
+  await next((m) => m.re === 1);
+  return { ws, next, seen: () => [...log] };
+}

@@ -309,9 +309,7 @@ test('a clock turned back past the last server-signed time is refused offline', 
 });
 
 test('a terminal reconnecting while its old connection lingers gets the delivery and the key on the new one', async () => {
-  const { concatBytes, fromB64, signDetached, toB64 } = await import('../shared/crypto.ts');
-  const { WebSocket } = await import('ws');
-  const { tempDir } = await import('./harness.ts');
+  const { rawTerminal, tempDir } = await import('./harness.ts');
   const server = await testServer();
   const dir = tempDir('rd-term-');
   const { c, t } = await linkedPair(server, { dir });
@@ -320,33 +318,7 @@ test('a terminal reconnecting while its old connection lingers gets the delivery
   // The same terminal's identity on a connection that will go silent (a half-dead socket).
   const id = await new FileStorage(dir).loadIdentity();
   assert.ok(id);
-  const stale = new WebSocket(server.wsUrl);
-  const seen: string[] = [];
-  await new Promise<void>((resolve) => {
-    stale.on('message', (d, bin) => {
-      if (bin) return;
-      const m = JSON.parse(d.toString());
-      seen.push(m.type);
-      if (m.type === 'server.hello') {
-        const sig = signDetached(
-          'terminal-auth',
-          concatBytes(fromB64(m.nonce), id.signPublicKey),
-          id.signSecretKey,
-        );
-        stale.send(
-          JSON.stringify({
-            type: 'terminal.auth',
-            id: 1,
-            signPublicKey: toB64(id.signPublicKey),
-            signature: toB64(sig),
-            kind: 'headless',
-            name: 'stale',
-          }),
-        );
-      }
-      if (m.type === 'result') resolve();
-    });
-  });
+  const stale = await rawTerminal(server.wsUrl, id);
   const { order } = await c.request('order.place', {
     itemNumber: 101,
     terminalId: t.core.terminalId,
@@ -355,7 +327,7 @@ test('a terminal reconnecting while its old connection lingers gets the delivery
   });
   await sleep(300);
   assert.ok(
-    seen.includes('delivery.offer') && seen.includes('licence.deliver'),
+    stale.seen().includes('delivery.offer') && stale.seen().includes('licence.deliver'),
     'the stale connection got offer and key, and says nothing',
   );
   // The real terminal comes back; the server replaces the stale connection.
@@ -363,5 +335,5 @@ test('a terminal reconnecting while its old connection lingers gets the delivery
   await again.log.waitFor('stored', (e) => e.orderId === order.orderId, 8000);
   await again.log.waitFor('licence', (e) => e.orderId === order.orderId, 8000);
   assert.equal((await collect(again.core, order.orderId)).length, order.size);
-  stale.terminate();
+  stale.ws.terminate();
 });

@@ -5,52 +5,10 @@
 import assert from 'node:assert/strict';
 import { afterEach, test } from 'node:test';
 import { WebSocket } from 'ws';
-import { concatBytes, fromB64, generateIdentity, signDetached, toB64 } from '../shared/crypto.ts';
 import { LIMITS } from '../shared/limits.ts';
-import { cleanup, linkedPair, testServer } from './harness.ts';
+import { cleanup, linkedPair, rawTerminal, testServer } from './harness.ts';
 
 afterEach(cleanup);
-
-/** A terminal speaking the protocol by hand, to send what a real terminal never would. */
-async function rawTerminal(url: string) {
-  const id = generateIdentity();
-  const ws = new WebSocket(url);
-  const inbox: { type: string; re?: number | null; code?: string }[] = [];
-  let wake = () => {};
-  ws.on('message', (d, bin) => {
-    if (bin) return;
-    inbox.push(JSON.parse(d.toString()));
-    wake();
-  });
-  const next = async (pred: (m: (typeof inbox)[number]) => boolean) => {
-    for (;;) {
-      const i = inbox.findIndex(pred);
-      if (i >= 0) return inbox.splice(i, 1)[0] as (typeof inbox)[number];
-      await new Promise<void>((r) => {
-        wake = r;
-        setTimeout(r, 200);
-      });
-    }
-  };
-  const hello = (await next((m) => m.type === 'server.hello')) as unknown as { nonce: string };
-  const sig = signDetached(
-    'terminal-auth',
-    concatBytes(fromB64(hello.nonce), id.signPublicKey),
-    id.signSecretKey,
-  );
-  ws.send(
-    JSON.stringify({
-      type: 'terminal.auth',
-      id: 1,
-      signPublicKey: toB64(id.signPublicKey),
-      signature: toB64(sig),
-      kind: 'headless',
-      name: 'intruder',
-    }),
-  );
-  await next((m) => m.re === 1);
-  return { ws, next };
-}
 
 test("a terminal cannot accept, report on or acknowledge another terminal's delivery or licence", async () => {
   const server = await testServer();

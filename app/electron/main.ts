@@ -4,8 +4,9 @@
  * preload bridge. Everything the customer does is the same renderer that runs in a browser.
  */
 import { join } from 'node:path';
-import { app, BrowserWindow, ipcMain } from 'electron';
+import { app, type BrowserWindow, ipcMain } from 'electron';
 import { type Result, SHELL_CHANNELS, type ShellInfo } from '../../shared/shell-ipc.ts';
+import { openLockedWindow } from './locked-window.ts';
 
 function argValue(name: string): string | undefined {
   const i = process.argv.indexOf(name);
@@ -31,24 +32,12 @@ if (!app.requestSingleInstanceLock()) {
         value: { app: 'store', version: app.getVersion(), platform: process.platform },
       }),
     );
-    win = new BrowserWindow({
+    win = openLockedWindow(storeUrl, join(__dirname, 'preload.cjs'), {
       width: 1200,
       height: 820,
       title: 'Rental Delivery',
       backgroundColor: '#0f1117',
-      webPreferences: {
-        preload: join(__dirname, 'preload.cjs'),
-        contextIsolation: true,
-        nodeIntegration: false,
-        sandbox: true,
-      },
     });
-    // The window only ever shows the store's own origin; popups are refused.
-    win.webContents.setWindowOpenHandler(() => ({ action: 'deny' }));
-    win.webContents.on('will-navigate', (e, url) => {
-      if (new URL(url).origin !== server.origin) e.preventDefault();
-    });
-    void win.loadURL(storeUrl);
   });
   app.on('window-all-closed', () => app.quit());
 }

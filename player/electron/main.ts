@@ -5,7 +5,8 @@
  * --autostart (start at login). The terminal's secret key is sealed with safeStorage via the bridge.
  */
 import { join } from 'node:path';
-import { app, BrowserWindow, ipcMain, safeStorage } from 'electron';
+import { app, type BrowserWindow, ipcMain, safeStorage } from 'electron';
+import { openLockedWindow } from '../../app/electron/locked-window.ts';
 import { type Result, SHELL_CHANNELS, type ShellInfo } from '../../shared/shell-ipc.ts';
 
 const args = process.argv;
@@ -51,7 +52,7 @@ if (!app.requestSingleInstanceLock()) {
         return fail('the stored key cannot be opened on this device');
       }
     });
-    win = new BrowserWindow({
+    win = openLockedWindow(playerUrl, join(__dirname, 'player-preload.cjs'), {
       width: 1280,
       height: 760,
       title: 'Rental Delivery Player',
@@ -59,18 +60,7 @@ if (!app.requestSingleInstanceLock()) {
       kiosk,
       fullscreen: kiosk || args.includes('--fullscreen'),
       autoHideMenuBar: true,
-      webPreferences: {
-        preload: join(__dirname, 'player-preload.cjs'),
-        contextIsolation: true,
-        nodeIntegration: false,
-        sandbox: true,
-      },
     });
-    win.webContents.setWindowOpenHandler(() => ({ action: 'deny' }));
-    win.webContents.on('will-navigate', (e, url) => {
-      if (new URL(url).origin !== server.origin) e.preventDefault();
-    });
-    void win.loadURL(playerUrl);
   });
   app.on('window-all-closed', () => app.quit());
 }
