@@ -109,6 +109,9 @@ interface Download {
   sinceReport: number;
   lastReportAt: number;
   failed: boolean;
+  /** The running flush-and-report, if any; writing goes on meanwhile. */
+  syncing?: Promise<void>;
+  syncAgain: boolean;
 }
 
 const MAX_BACKOFF_MS = 10_000;
@@ -426,6 +429,7 @@ export class TerminalCore {
       sinceReport: 0,
       lastReportAt: Date.now(),
       failed: false,
+      syncAgain: false,
     });
     this.send(link, { type: 'delivery.accept', orderId: m.orderId, from: rental.have });
     if (rental.have >= rental.totalChunks) this.emit({ type: 'stored', orderId: m.orderId });
@@ -438,12 +442,17 @@ export class TerminalCore {
     // Copy: the frame's buffer belongs to the socket.
     const cipher = f.cipher.slice();
     d.chain = d.chain
-      .then(() => this.storeChunk(d, f.index, cipher))
+      .then(() => (d.failed ? undefined : this.storeChunk(d, f.index, cipher)))
       .catch((err) => {
         d.failed = true;
         this.send(link, { type: 'delivery.reject', orderId: d.rental.orderId, reason: 'storage failed' });
         this.emit({ type: 'rejected', orderId: d.rental.orderId, reason: `storage failed: ${String(err)}` });
       });
+    // A resumed download of this order waits for these writes and their last sync before reading storage.
+    this.writeChains.set(
+      f.orderId,
+      d.chain.then(() => d.syncing),
+    );
   }
 
   private async storeChunk(d: Download, index: number, cipher: Uint8Array): Promise<void> {
@@ -461,22 +470,50 @@ export class TerminalCore {
     if (done || due || d.sinceReport >= (this.opts.progressEvery ?? 64)) {
       d.sinceReport = 0;
       d.lastReportAt = Date.now();
-      await this.opts.storage.flush(r.orderId);
-      await this.opts.storage.putRental(r);
-      this.send(d.link, { type: 'delivery.progress', orderId: r.orderId, have: r.have });
-      this.emit({
-        type: 'progress',
-        orderId: r.orderId,
-        have: r.have,
-        total: r.totalChunks,
-        bytes: Math.min(r.size, r.have * r.chunkSize),
-        size: r.size,
-      });
-      if (done) {
-        this.downloads.delete(r.orderId);
-        this.emit({ type: 'stored', orderId: r.orderId });
-      }
+      this.requestSync(d);
     }
+  }
+
+  /**
+   * Make what is written durable, record it, then report it: chunks 0..have-1 are acknowledged only
+   * once synced. It runs beside the writing (which does not wait for it), so the link stays busy.
+   */
+  private requestSync(d: Download): void {
+    if (d.syncing) {
+      d.syncAgain = true;
+      return;
+    }
+    const r = d.rental;
+    d.syncing = (async () => {
+      do {
+        d.syncAgain = false;
+        const upto = r.have;
+        await this.opts.storage.flush(r.orderId);
+        await this.opts.storage.putRental({ ...r, have: upto });
+        if (d.failed) return;
+        this.send(d.link, { type: 'delivery.progress', orderId: r.orderId, have: upto });
+        this.emit({
+          type: 'progress',
+          orderId: r.orderId,
+          have: upto,
+          total: r.totalChunks,
+          bytes: Math.min(r.size, upto * r.chunkSize),
+          size: r.size,
+        });
+        if (upto === r.totalChunks) {
+          this.downloads.delete(r.orderId);
+          this.emit({ type: 'stored', orderId: r.orderId });
+        }
+      } while (d.syncAgain);
+    })()
+      .catch((err) => {
+        d.failed = true;
+        this.send(d.link, { type: 'delivery.reject', orderId: r.orderId, reason: 'storage failed' });
+        this.emit({ type: 'rejected', orderId: r.orderId, reason: `storage failed: ${String(err)}` });
+      })
+      .finally(() => {
+        d.syncing = undefined;
+      });
   }
 
   // ------------------------------------------------------------ licences and expiry
@@ -528,6 +565,7 @@ export class TerminalCore {
     clearTimeout(this.expiryTimers.get(orderId));
     this.expiryTimers.delete(orderId);
     this.downloads.delete(orderId);
+    this.writeChains.delete(orderId);
     const r = await this.opts.storage.rental(orderId);
     if (r?.expired) return;
     await this.opts.storage.wipe(orderId);
