@@ -38,6 +38,7 @@ export class RentalClient {
   >();
   private readonly listeners = new Map<string, Set<(m: ServerMessage) => void>>();
   private openPromise: Promise<void> | undefined;
+  private readonly closeListeners = new Set<() => void>();
 
   constructor(
     readonly url: string,
@@ -63,7 +64,7 @@ export class RentalClient {
         for (const w of this.waiting.values())
           w.reject(new RentalError('INTERNAL', 'connection to the server closed'));
         this.waiting.clear();
-        this.emit({ type: 'terminal.removed', terminalId: '' } as never, 'closed');
+        for (const fn of this.closeListeners) fn();
         if (!opened) reject(new RentalError('INTERNAL', `cannot reach the server at ${this.url}`));
       });
       ws.addEventListener('message', (ev) => this.receive(ev.data));
@@ -104,8 +105,14 @@ export class RentalClient {
     });
   }
 
-  /** Listen for a pushed message type ('closed' fires when the connection drops). */
-  on<T extends PushType>(type: T | 'closed', fn: (m: ServerMessageOf<T>) => void): () => void {
+  /** Run `fn` when the connection drops. */
+  onClose(fn: () => void): () => void {
+    this.closeListeners.add(fn);
+    return () => this.closeListeners.delete(fn);
+  }
+
+  /** Listen for a pushed message type. */
+  on<T extends PushType>(type: T, fn: (m: ServerMessageOf<T>) => void): () => void {
     let set = this.listeners.get(type);
     if (!set) {
       set = new Set();
@@ -115,8 +122,8 @@ export class RentalClient {
     return () => set.delete(fn as (m: ServerMessage) => void);
   }
 
-  private emit(m: ServerMessage, as: string = m.type) {
-    for (const fn of this.listeners.get(as) ?? []) fn(m);
+  private emit(m: ServerMessage) {
+    for (const fn of this.listeners.get(m.type) ?? []) fn(m);
   }
 
   private receive(data: unknown) {

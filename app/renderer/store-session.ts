@@ -78,7 +78,7 @@ export class StoreSession {
     } catch {
       return this.offline();
     }
-    client.on('closed', () => {
+    client.onClose(() => {
       if (this.client === client) this.offline();
     });
     client.on('order.update', (m) => this.upsertOrder(m.order));
