@@ -8,6 +8,7 @@ import { cryptoReady } from '../shared/crypto.ts';
 import { RentalError } from '../shared/errors.ts';
 import { intArg, parseCli, progressLine, requireArg, runCli, UsageError } from './cli-args.ts';
 import { MediaStore } from './content/media-store.ts';
+import { formatReport, rentalReport } from './key/analytics.ts';
 import { SERVE_USAGE, serve } from './main.ts';
 import { SqliteRepository } from './store/sqlite.ts';
 
@@ -19,6 +20,9 @@ commands:
          [--codecs vp9,opus] [--data DIR]
                              add or replace a title in the catalog
   catalog [--data DIR]       list the catalog
+  report [--days N] [--data DIR]
+                             rentals by the classification items (genre, day-part, region, age band,
+                             length, terminal type) and per day, over the last N days (default 30)
 
 ${SERVE_USAGE}`;
 
@@ -102,6 +106,21 @@ async function main(argv: string[]): Promise<number | undefined> {
         return 1;
       }
       throw err;
+    } finally {
+      await repo.close();
+    }
+  }
+  if (command === 'report') {
+    const { values } = parseCli(rest, {
+      data: { type: 'string', default: './data' },
+      days: { type: 'string' },
+    });
+    const days = intArg(values.days, 'days', 1, 3650) ?? 30;
+    const repo = openRepo(values.data as string);
+    try {
+      const rows = await repo.classifications(Date.now() - days * 86_400_000);
+      process.stdout.write(`Last ${days} days\n\n${formatReport(rentalReport(rows))}`);
+      return 0;
     } finally {
       await repo.close();
     }

@@ -4,6 +4,7 @@
  * JSON text frames carry control messages; binary frames carry encrypted content chunks.
  */
 import { z } from 'zod';
+import { AgeBand, Region } from './classification.ts';
 import { ERROR_CODES } from './errors.ts';
 import { LIMITS } from './limits.ts';
 
@@ -134,7 +135,14 @@ export type PlaceOrder = z.infer<typeof PlaceOrder>;
 
 /** Messages a customer (store app) sends. */
 export const CustomerMessage = z.discriminatedUnion('type', [
-  req('auth.register', { email: Email, password: Password, name: DisplayName }),
+  req('auth.register', {
+    email: Email,
+    password: Password,
+    name: DisplayName,
+    /** Optional, for classification (claims 16/22/28); never required to rent. */
+    ageBand: AgeBand.optional(),
+    region: Region.optional(),
+  }),
   req('auth.login', { email: Email, password: Password }),
   req('auth.resume', { token: SessionToken }),
   req('auth.logout', {}),

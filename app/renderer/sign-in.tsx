@@ -1,5 +1,6 @@
 /** Sign up / sign in. Errors from the server (wrong password, taken e-mail) show under the form. */
 import { type FormEvent, useState } from 'react';
+import { AGE_BANDS, type AgeBand, REGIONS, type Region } from '../../shared/classification.ts';
 import { useAction, useSession } from './use-store.ts';
 
 export function SignIn() {
@@ -8,12 +9,17 @@ export function SignIn() {
   const [email, setEmail] = useState('');
   const [password, setPassword] = useState('');
   const [name, setName] = useState('');
+  const [ageBand, setAgeBand] = useState<AgeBand | ''>('');
+  const [region, setRegion] = useState<Region | ''>('');
   const { busy, error, setError, run } = useAction();
 
   const submit = (e: FormEvent) => {
     e.preventDefault();
     if (mode === 'up' && password.length < 8) return setError('use at least 8 characters for your password');
-    void run(() => (mode === 'up' ? session.signUp(email, password, name) : session.signIn(email, password)));
+    const about = { ...(ageBand ? { ageBand } : {}), ...(region ? { region } : {}) };
+    void run(() =>
+      mode === 'up' ? session.signUp(email, password, name, about) : session.signIn(email, password),
+    );
   };
 
   return (
@@ -57,6 +63,36 @@ export function SignIn() {
             data-testid="password"
           />
         </label>
+        {mode === 'up' && (
+          <div className="inline">
+            <label>
+              Age (optional)
+              <select
+                value={ageBand}
+                onChange={(e) => setAgeBand(e.target.value as AgeBand | '')}
+                data-testid="age-band"
+              >
+                <option value="">Prefer not to say</option>
+                {AGE_BANDS.filter((b) => b !== 'unknown').map((b) => (
+                  <option key={b}>{b}</option>
+                ))}
+              </select>
+            </label>
+            <label>
+              Region (optional)
+              <select
+                value={region}
+                onChange={(e) => setRegion(e.target.value as Region | '')}
+                data-testid="region"
+              >
+                <option value="">Prefer not to say</option>
+                {REGIONS.filter((r) => r !== 'unknown').map((r) => (
+                  <option key={r}>{r}</option>
+                ))}
+              </select>
+            </label>
+          </div>
+        )}
         {error && (
           <p className="error" role="alert" data-testid="auth-error">
             {error}

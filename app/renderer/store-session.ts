@@ -3,6 +3,7 @@
  * restarts, reconnects with backoff, resumes the session, and applies server pushes (order progress,
  * terminal presence) as they come: the UI never polls.
  */
+import type { AgeBand, Region } from '../../shared/classification.ts';
 import { RentalError } from '../../shared/errors.ts';
 import type {
   CatalogItem,
@@ -129,8 +130,13 @@ export class StoreSession {
     this.set({ terminals: terminals.terminals, orders: orders.orders });
   }
 
-  async signUp(email: string, password: string, name: string) {
-    const r = await this.api().request('auth.register', { email, password, name });
+  async signUp(
+    email: string,
+    password: string,
+    name: string,
+    about: { ageBand?: AgeBand; region?: Region } = {},
+  ) {
+    const r = await this.api().request('auth.register', { email, password, name, ...about });
     await this.signedIn(r.token, r.customer);
   }
 

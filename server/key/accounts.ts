@@ -32,6 +32,8 @@ export class Accounts {
         name: m.name,
         passwordHash: await hashPassword(m.password),
         createdAt: Date.now(),
+        ageBand: m.ageBand ?? null,
+        region: m.region ?? null,
       };
       if (!(await repo.createCustomer(row))) {
         throw new RentalError('EMAIL_TAKEN', 'an account with this e-mail already exists; sign in instead');

@@ -4,6 +4,7 @@
  * transaction, and only then acknowledges.
  */
 import { randomUUID } from 'node:crypto';
+import { classify } from '../../shared/classification.ts';
 import { chunkCount, newContentKey, secretboxSeal } from '../../shared/crypto.ts';
 import { RentalError } from '../../shared/errors.ts';
 import { LIMITS } from '../../shared/limits.ts';
@@ -68,11 +69,21 @@ export class Orders {
         runAt,
         terminalId: terminal.id,
       });
-      await repo.createOrder(order, [
-        job('content', times.contentAt),
-        job('key', times.keyAt),
-        job('expire', times.notAfter),
-      ]);
+      const customer = await repo.customerById(customerId);
+      const classification = classify({
+        genre: item.genre,
+        ageBand: customer?.ageBand ?? null,
+        region: customer?.region ?? null,
+        startsAt: times.notBefore,
+        utcOffsetMinutes: -new Date(times.notBefore).getTimezoneOffset(),
+        periodSeconds: m.periodSeconds,
+        terminalKind: terminal.kind,
+      });
+      await repo.createOrder(
+        order,
+        [job('content', times.contentAt), job('key', times.keyAt), job('expire', times.notAfter)],
+        classification,
+      );
       log('info', 'order-placed', {
         orderId: order.id,
         itemNumber: item.itemNumber,

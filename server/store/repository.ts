@@ -2,12 +2,22 @@
  * The storage interface both roles use. SQLite implements it today; a PostgreSQL adapter can
  * implement the same methods. Methods are async so a networked engine fits without changes.
  */
+import type { AgeBand, Classification, Region } from '../../shared/classification.ts';
 import type { ContentState, KeyState } from '../../shared/protocol.ts';
+
+export interface ClassificationRow extends Classification {
+  orderId: string;
+  customerId: string;
+  itemNumber: number;
+  createdAt: number;
+}
 
 export interface CustomerRow {
   id: string;
   email: string;
   name: string;
+  ageBand: AgeBand | null;
+  region: Region | null;
   passwordHash: string;
   createdAt: number;
 }
@@ -101,8 +111,10 @@ export interface Repository {
   catalog(): Promise<CatalogRow[]>;
   catalogItem(itemNumber: number): Promise<CatalogRow | undefined>;
 
-  /** Store the order and its jobs in one transaction: durable before we acknowledge. */
-  createOrder(order: OrderRow, jobs: JobRow[]): Promise<void>;
+  /** Store the order, its jobs and its classification in one transaction: durable before we acknowledge. */
+  createOrder(order: OrderRow, jobs: JobRow[], classification: Classification): Promise<void>;
+  /** Customer identification records since a time (append-only; there is no update or delete). */
+  classifications(since: number): Promise<ClassificationRow[]>;
   orderById(id: string): Promise<OrderRow | undefined>;
   ordersOfCustomer(customerId: string): Promise<OrderRow[]>;
   countRecentOrders(customerId: string, since: number): Promise<number>;

@@ -1,7 +1,9 @@
 /** SQLite (better-sqlite3, WAL) implementation of the repository: the embedded default. */
 import Database from 'better-sqlite3';
+import type { Classification } from '../../shared/classification.ts';
 import type {
   CatalogRow,
+  ClassificationRow,
   CustomerRow,
   JobKind,
   JobRow,
@@ -55,6 +57,15 @@ const MIGRATIONS: string[] = [
    DROP INDEX jobs_run_at;
    CREATE INDEX jobs_due ON jobs(state, run_at);
    CREATE INDEX jobs_terminal ON jobs(terminal_id);`,
+  // 4: customer identification information (claims 16/22/28). Append-only: rows are never updated
+  // or deleted; sign-up asks (optionally) for age band and region.
+  `ALTER TABLE customers ADD COLUMN age_band TEXT;
+   ALTER TABLE customers ADD COLUMN region TEXT;
+   CREATE TABLE classifications (
+     order_id TEXT PRIMARY KEY REFERENCES orders(id), customer_id TEXT NOT NULL REFERENCES customers(id),
+     item_number INTEGER NOT NULL, created_at INTEGER NOT NULL, genre TEXT NOT NULL, age_band TEXT NOT NULL,
+     region TEXT NOT NULL, day_part TEXT NOT NULL, length_band TEXT NOT NULL, terminal_type TEXT NOT NULL);
+   CREATE INDEX classifications_created ON classifications(created_at);`,
 ];
 
 type Row = Record<string, unknown>;
@@ -63,6 +74,8 @@ const customerOf = (r: Row): CustomerRow => ({
   id: r.id as string,
   email: r.email as string,
   name: r.name as string,
+  ageBand: (r.age_band as CustomerRow['ageBand']) ?? null,
+  region: (r.region as CustomerRow['region']) ?? null,
   passwordHash: r.password_hash as string,
   createdAt: r.created_at as number,
 });
@@ -216,12 +229,14 @@ export class SqliteRepository implements Repository {
 
   async createCustomer(c: CustomerRow) {
     const r = this.run(
-      'INSERT INTO customers (id, email, name, password_hash, created_at) VALUES (?,?,?,?,?) ON CONFLICT(email) DO NOTHING',
+      'INSERT INTO customers (id, email, name, password_hash, created_at, age_band, region) VALUES (?,?,?,?,?,?,?) ON CONFLICT(email) DO NOTHING',
       c.id,
       c.email,
       c.name,
       c.passwordHash,
       c.createdAt,
+      c.ageBand,
+      c.region,
     );
     return r.changes === 1;
   }
@@ -358,41 +373,74 @@ export class SqliteRepository implements Repository {
     return r && catalogOf(r);
   }
 
-  async createOrder(o: OrderRow, jobs: JobRow[]) {
+  async createOrder(o: OrderRow, jobs: JobRow[], c: Classification) {
     await this.durableSoon(() => {
+      this.insertOrder(o, jobs);
       this.run(
-        `INSERT INTO orders (id, customer_id, item_number, terminal_id, period_s, content_at, key_at, not_before,
-           not_after, wrapped_key, content_state, key_state, chunks_delivered, total_chunks, size, chunk_size,
-           price_cents, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+        `INSERT INTO classifications (order_id, customer_id, item_number, created_at, genre, age_band, region,
+           day_part, length_band, terminal_type) VALUES (?,?,?,?,?,?,?,?,?,?)`,
         o.id,
         o.customerId,
         o.itemNumber,
-        o.terminalId,
-        o.periodSeconds,
-        o.contentAt,
-        o.keyAt,
-        o.notBefore,
-        o.notAfter,
-        o.wrappedKey && Buffer.from(o.wrappedKey),
-        o.contentState,
-        o.keyState,
-        o.chunksDelivered,
-        o.totalChunks,
-        o.size,
-        o.chunkSize,
-        o.priceCents,
         o.createdAt,
+        c.genre,
+        c.ageBand,
+        c.region,
+        c.dayPart,
+        c.lengthBand,
+        c.terminalType,
       );
-      for (const j of jobs) {
-        this.run(
-          'INSERT INTO jobs (order_id, kind, run_at, terminal_id) VALUES (?,?,?,?)',
-          j.orderId,
-          j.kind,
-          j.runAt,
-          j.terminalId,
-        );
-      }
     });
+  }
+  async classifications(since: number) {
+    return this.all('SELECT * FROM classifications WHERE created_at >= ? ORDER BY created_at', since).map(
+      (r): ClassificationRow => ({
+        orderId: r.order_id as string,
+        customerId: r.customer_id as string,
+        itemNumber: r.item_number as number,
+        createdAt: r.created_at as number,
+        genre: r.genre as string,
+        ageBand: r.age_band as ClassificationRow['ageBand'],
+        region: r.region as ClassificationRow['region'],
+        dayPart: r.day_part as ClassificationRow['dayPart'],
+        lengthBand: r.length_band as ClassificationRow['lengthBand'],
+        terminalType: r.terminal_type as ClassificationRow['terminalType'],
+      }),
+    );
+  }
+  private insertOrder(o: OrderRow, jobs: JobRow[]) {
+    this.run(
+      `INSERT INTO orders (id, customer_id, item_number, terminal_id, period_s, content_at, key_at, not_before,
+           not_after, wrapped_key, content_state, key_state, chunks_delivered, total_chunks, size, chunk_size,
+           price_cents, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+      o.id,
+      o.customerId,
+      o.itemNumber,
+      o.terminalId,
+      o.periodSeconds,
+      o.contentAt,
+      o.keyAt,
+      o.notBefore,
+      o.notAfter,
+      o.wrappedKey && Buffer.from(o.wrappedKey),
+      o.contentState,
+      o.keyState,
+      o.chunksDelivered,
+      o.totalChunks,
+      o.size,
+      o.chunkSize,
+      o.priceCents,
+      o.createdAt,
+    );
+    for (const j of jobs) {
+      this.run(
+        'INSERT INTO jobs (order_id, kind, run_at, terminal_id) VALUES (?,?,?,?)',
+        j.orderId,
+        j.kind,
+        j.runAt,
+        j.terminalId,
+      );
+    }
   }
   async orderById(id: string) {
     const r = this.get('SELECT * FROM orders WHERE id = ?', id);

@@ -29,6 +29,8 @@ async function signUp(
   await page.getByTestId('name').fill('Grace Hopper');
   await page.getByTestId('email').fill(email);
   await page.getByTestId('password').fill('a long enough password');
+  await page.getByTestId('age-band').selectOption('35-44');
+  await page.getByTestId('region').selectOption('north');
   await page.getByTestId('auth-submit').click();
   await page.getByTestId('account-name').waitFor();
   return email;
@@ -113,6 +115,10 @@ test('sign up, link a terminal by its code, rent for it, watch the delivery, the
     createHash('sha256').update(clear).digest('hex'),
     createHash('sha256').update(original).digest('hex'),
   );
+
+  // The order was classified with what the customer told us at sign-up (claims 16/22/28).
+  const [record] = await server.repo.classifications(0);
+  assert.deepEqual([record?.ageBand, record?.region, record?.genre], ['35-44', 'north', 'science fiction']);
 
   // The session survives a restart of the app (a reload here).
   await page.reload();
