@@ -13,6 +13,7 @@ import { ContentDelivery, type ContentDispatcher, type DeliveryStatus } from './
 import { catalogView, MediaStore } from './content/media-store.ts';
 import { PeerClient, RemoteContent } from './content/peer-link.ts';
 import { Accounts } from './key/accounts.ts';
+import { AdPusher } from './key/ads.ts';
 import { DeliveryQueue } from './key/delivery-queue.ts';
 import { Orders } from './key/orders.ts';
 import { Terminals } from './key/terminals.ts';
@@ -111,7 +112,15 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       () => queue?.poke(),
       opts.ordersPerMinute ?? LIMITS.ordersPerMinute,
     );
-    queue = new DeliveryQueue(hub, repo, identity, orders, dispatcher);
+    const ads = new AdPusher(hub, repo);
+    queue = new DeliveryQueue(
+      hub,
+      repo,
+      identity,
+      orders,
+      dispatcher,
+      (terminalId) => void ads.pushTo(terminalId),
+    );
   }
 
   await new Promise<void>((ok, fail) => {
@@ -163,6 +172,13 @@ async function serveHttp(
     if (url.pathname === '/health') {
       res.writeHead(200, { 'content-type': 'application/json' });
       return void res.end(JSON.stringify({ ok: true, role, ...hubRef.hub?.counts() }));
+    }
+    const ad = /^\/ads\/([0-9a-f-]{36})$/.exec(url.pathname);
+    if (ad) {
+      const row = (await repo.ads(true)).find((a) => a.adId === ad[1]);
+      if (!row) return notFound(res);
+      res.writeHead(200, { 'content-type': row.mimeType, 'cache-control': 'public, max-age=3600' });
+      return void createReadStream(join(media.dir, 'ads', row.creativeFile)).pipe(res);
     }
     const poster = /^\/posters\/(\d{1,9})$/.exec(url.pathname);
     if (poster) {

@@ -8,6 +8,7 @@ import { cryptoReady } from '../shared/crypto.ts';
 import { RentalError } from '../shared/errors.ts';
 import { intArg, parseCli, progressLine, requireArg, runCli, UsageError } from './cli-args.ts';
 import { MediaStore } from './content/media-store.ts';
+import { addAd } from './key/ads.ts';
 import { formatReport, rentalReport } from './key/analytics.ts';
 import { SERVE_USAGE, serve } from './main.ts';
 import { SqliteRepository } from './store/sqlite.ts';
@@ -20,6 +21,10 @@ commands:
          [--codecs vp9,opus] [--data DIR]
                              add or replace a title in the catalog
   catalog [--data DIR]       list the catalog
+  ads add --text TEXT --creative FILE [--segment ITEM=V1,V2 ...] [--from DATE] [--to DATE] [--weight N]
+  ads list | ads remove AD_ID   [--data DIR]
+                             the ad inventory; segments over genre, ageBand, region, dayPart,
+                             lengthBand, terminalType (e.g. --segment genre=drama --segment region=west)
   report [--days N] [--data DIR]
                              rentals by the classification items (genre, day-part, region, age band,
                              length, terminal type) and per day, over the last N days (default 30)
@@ -32,6 +37,105 @@ function codecsArg(value: unknown): string | undefined {
     throw new UsageError(`--codecs must look like vp9,opus (got ${JSON.stringify(value)})`);
   }
   return value;
+}
+
+const SEGMENT_ITEMS = ['genre', 'ageBand', 'region', 'dayPart', 'lengthBand', 'terminalType'];
+
+function dateArg(value: unknown, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const t = Date.parse(String(value));
+  if (!Number.isFinite(t)) {
+    throw new UsageError(
+      `--${name} must be a date like 2026-12-01 or 2026-12-01T20:00 (got ${JSON.stringify(value)})`,
+    );
+  }
+  return t;
+}
+
+async function adsCommand(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  const { values, positionals } = parseCli(
+    rest,
+    {
+      data: { type: 'string', default: './data' },
+      text: { type: 'string' },
+      creative: { type: 'string' },
+      segment: { type: 'string', multiple: true },
+      from: { type: 'string' },
+      to: { type: 'string' },
+      weight: { type: 'string' },
+    },
+    true,
+  );
+  if (sub !== 'add' && sub !== 'list' && sub !== 'remove')
+    throw new UsageError('ads needs add, list or remove');
+  const repo = openRepo(values.data as string);
+  try {
+    if (sub === 'add') {
+      const text = requireArg(values.text, 'text').trim();
+      if (text.length > 140) throw new UsageError('--text is at most 140 characters');
+      const creative = requireArg(values.creative, 'creative');
+      const segments: Record<string, string[]> = {};
+      for (const seg of (values.segment as string[] | undefined) ?? []) {
+        const m = /^([a-zA-Z]+)=(.+)$/.exec(seg);
+        if (!m || !SEGMENT_ITEMS.includes(m[1] as string)) {
+          throw new UsageError(
+            `--segment must look like ITEM=V1,V2 with ITEM one of ${SEGMENT_ITEMS.join(', ')} (got ${JSON.stringify(seg)})`,
+          );
+        }
+        segments[m[1] as string] = (m[2] as string)
+          .split(',')
+          .map((v) => v.trim().toLowerCase())
+          .filter(Boolean);
+      }
+      const startsAt = dateArg(values.from, 'from', Date.now());
+      const endsAt = dateArg(values.to, 'to', startsAt + 30 * 86_400_000);
+      const weight = intArg(values.weight, 'weight', 1, 100) ?? 1;
+      try {
+        const ad = await addAd(repo, values.data as string, {
+          text,
+          creative,
+          segments,
+          startsAt,
+          endsAt,
+          weight,
+        });
+        process.stdout.write(
+          `ad ${ad.adId} added (${ad.mimeType}, weight ${ad.weight}, ${new Date(ad.startsAt).toISOString()} to ${new Date(ad.endsAt).toISOString()})\n`,
+        );
+        return 0;
+      } catch (err) {
+        if (err instanceof RentalError || (err as { code?: string }).code === 'ENOENT') {
+          process.stderr.write(`ad refused: ${(err as Error).message}\n`);
+          return 1;
+        }
+        throw err;
+      }
+    }
+    if (sub === 'list') {
+      const ads = await repo.ads();
+      if (ads.length === 0) process.stdout.write('no ads\n');
+      for (const a of ads) {
+        const seg =
+          Object.entries(a.segments)
+            .map(([k, v]) => `${k}=${(v ?? []).join(',')}`)
+            .join(' ') || 'everyone';
+        const flight = `${new Date(a.startsAt).toISOString().slice(0, 10)}..${new Date(a.endsAt).toISOString().slice(0, 10)}`;
+        process.stdout.write(`${a.adId}  w${a.weight}  ${flight}  ${seg}  "${a.text}"\n`);
+      }
+      return 0;
+    }
+    const id = positionals[0];
+    if (!id || !/^[0-9a-f-]{36}$/.test(id)) throw new UsageError('ads remove needs an AD_ID (see ads list)');
+    if (!(await repo.removeAd(id, Date.now()))) {
+      process.stderr.write(`no active ad ${id}\n`);
+      return 1;
+    }
+    process.stdout.write(`ad ${id} removed\n`);
+    return 0;
+  } finally {
+    await repo.close();
+  }
 }
 
 function openRepo(dataDir: string) {
@@ -110,6 +214,7 @@ async function main(argv: string[]): Promise<number | undefined> {
       await repo.close();
     }
   }
+  if (command === 'ads') return adsCommand(rest);
   if (command === 'report') {
     const { values } = parseCli(rest, {
       data: { type: 'string', default: './data' },

@@ -293,6 +293,14 @@ export const ServerMessage = z.discriminatedUnion('type', [
     notAfter: Epoch,
   }),
   z.strictObject({ type: z.literal('delivery.cancel'), orderId: OrderId }),
+  /** An ad for the terminal's idle and waiting screens (claims 19/25). */
+  z.strictObject({
+    type: z.literal('ad.push'),
+    adId: z.uuid(),
+    text: z.string().max(200),
+    mimeType: z.string().max(100),
+    creativeUrl: z.string().max(200),
+  }),
 ]);
 export type ServerMessage = z.infer<typeof ServerMessage>;
 export type ServerMessageOf<T extends ServerMessage['type']> = Extract<ServerMessage, { type: T }>;

@@ -71,6 +71,8 @@ export type TerminalEvent =
   | { type: 'expired'; orderId: string }
   | { type: 'rejected'; orderId: string; reason: string }
   | { type: 'server-error'; code: string; message: string }
+  /** An ad pushed by the key server for the idle and waiting screens. */
+  | { type: 'ad'; adId: string; text: string; mimeType: string; creativeUrl: string }
   /** Something failed on this terminal itself (its storage, say). */
   | { type: 'local-error'; message: string };
 
@@ -333,6 +335,15 @@ export class TerminalCore {
         break;
       case 'licence.deliver':
         this.guard(this.onLicence(link, m));
+        break;
+      case 'ad.push':
+        this.emit({
+          type: 'ad',
+          adId: m.adId,
+          text: m.text,
+          mimeType: m.mimeType,
+          creativeUrl: m.creativeUrl,
+        });
         break;
     }
   }

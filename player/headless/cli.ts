@@ -55,6 +55,8 @@ export function describeEvent(
       return `order ${e.orderId}: refused (${e.reason})`;
     case 'server-error':
       return `server error ${e.code}: ${e.message}`;
+    case 'ad':
+      return `ad: ${e.text} (${e.creativeUrl})`;
     case 'local-error':
       return `error on this terminal: ${e.message}`;
     default:

@@ -174,6 +174,23 @@ function RentalCard({ r, onPlay }: { r: LibraryRow; onPlay: () => void }) {
   );
 }
 
+/** The pushed ad, shown while the player is idle or waiting (never over a film). */
+function AdPanel() {
+  const { ad } = usePlayerState();
+  if (!ad) return null;
+  return (
+    <aside className="ad" data-testid="ad" data-ad-id={ad.adId}>
+      <span className="ad-label">Sponsored</span>
+      {ad.mimeType.startsWith('video/') ? (
+        <video src={ad.creativeUrl} muted autoPlay loop playsInline />
+      ) : (
+        <img src={ad.creativeUrl} alt="" />
+      )}
+      <p>{ad.text}</p>
+    </aside>
+  );
+}
+
 function Library({ onPlay }: { onPlay: (orderId: string) => void }) {
   const { library } = usePlayerState();
   const [usage, setUsage] = useState<string | null>(null);
@@ -308,6 +325,7 @@ export function PlayerApp() {
       ) : (
         <main>
           {!linked && <Pairing />}
+          <AdPanel />
           <Library onPlay={setPlaying} />
         </main>
       )}

@@ -21,6 +21,8 @@ export interface PlayerState {
   pairingExpiresAt: number | null;
   library: LibraryRow[];
   lastError: string | null;
+  /** The latest ad pushed by the server, for the idle and waiting screens. */
+  ad: { adId: string; text: string; mimeType: string; creativeUrl: string } | null;
 }
 
 /** Remembered so an offline start still knows it is linked, and to whom it was named. */
@@ -38,6 +40,7 @@ export class PlayerSession {
     pairingExpiresAt: null,
     library: [],
     lastError: null,
+    ad: null,
   };
   private readonly listeners = new Set<() => void>();
   private readonly eventListeners = new Set<(e: TerminalEvent) => void>();
@@ -128,6 +131,9 @@ export class PlayerSession {
           pairingCode: e.pairingCode,
           pairingExpiresAt: e.pairingExpiresAt,
         });
+        break;
+      case 'ad':
+        this.set({ ad: { adId: e.adId, text: e.text, mimeType: e.mimeType, creativeUrl: e.creativeUrl } });
         break;
       case 'progress': {
         // Update in place: progress is frequent and needs no storage read.

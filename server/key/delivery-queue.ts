@@ -32,6 +32,8 @@ export class DeliveryQueue {
     private readonly identity: ServerIdentity,
     private readonly orders: Orders,
     private readonly content: ContentDispatcher,
+    /** Called when a terminal acknowledged a licence (an ad goes with it). */
+    private readonly afterLicence: (terminalId: string) => void = () => {},
   ) {
     // A terminal (re)connected: what waited for it, or went to its previous connection, goes again.
     hub.on('terminal-online', (conn) => {
@@ -49,6 +51,7 @@ export class DeliveryQueue {
         await repo.completeJob(o.id, 'key');
         log('info', 'licence-acknowledged', { orderId: o.id });
         await orders.push(o.id);
+        this.afterLicence(o.terminalId);
       }
       return {};
     });

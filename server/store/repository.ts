@@ -2,8 +2,22 @@
  * The storage interface both roles use. SQLite implements it today; a PostgreSQL adapter can
  * implement the same methods. Methods are async so a networked engine fits without changes.
  */
+import type { Segments } from '../../shared/ad-targeting.ts';
 import type { AgeBand, Classification, Region } from '../../shared/classification.ts';
 import type { ContentState, KeyState } from '../../shared/protocol.ts';
+
+export interface AdRow {
+  adId: string;
+  text: string;
+  creativeFile: string;
+  mimeType: string;
+  segments: Segments;
+  startsAt: number;
+  endsAt: number;
+  weight: number;
+  createdAt: number;
+  removedAt?: number | null;
+}
 
 export interface ClassificationRow extends Classification {
   orderId: string;
@@ -115,6 +129,13 @@ export interface Repository {
   createOrder(order: OrderRow, jobs: JobRow[], classification: Classification): Promise<void>;
   /** Customer identification records since a time (append-only; there is no update or delete). */
   classifications(since: number): Promise<ClassificationRow[]>;
+  /** The customer's most recent classification, the segments ads are matched against. */
+  latestClassification(customerId: string): Promise<Classification | undefined>;
+
+  addAd(ad: AdRow): Promise<void>;
+  /** Ads in the inventory (removed ones only when asked). */
+  ads(includeRemoved?: boolean): Promise<AdRow[]>;
+  removeAd(adId: string, now: number): Promise<boolean>;
   orderById(id: string): Promise<OrderRow | undefined>;
   ordersOfCustomer(customerId: string): Promise<OrderRow[]>;
   countRecentOrders(customerId: string, since: number): Promise<number>;

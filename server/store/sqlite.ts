@@ -2,6 +2,7 @@
 import Database from 'better-sqlite3';
 import type { Classification } from '../../shared/classification.ts';
 import type {
+  AdRow,
   CatalogRow,
   ClassificationRow,
   CustomerRow,
@@ -66,6 +67,11 @@ const MIGRATIONS: string[] = [
      item_number INTEGER NOT NULL, created_at INTEGER NOT NULL, genre TEXT NOT NULL, age_band TEXT NOT NULL,
      region TEXT NOT NULL, day_part TEXT NOT NULL, length_band TEXT NOT NULL, terminal_type TEXT NOT NULL);
    CREATE INDEX classifications_created ON classifications(created_at);`,
+  // 5: the ad inventory (claims 19/25): text, a creative file, target segments, flight dates, weight.
+  `CREATE TABLE ads (
+     id TEXT PRIMARY KEY, text TEXT NOT NULL, creative_file TEXT NOT NULL, mime_type TEXT NOT NULL,
+     segments TEXT NOT NULL, starts_at INTEGER NOT NULL, ends_at INTEGER NOT NULL, weight INTEGER NOT NULL,
+     created_at INTEGER NOT NULL, removed_at INTEGER);`,
 ];
 
 type Row = Record<string, unknown>;
@@ -407,6 +413,60 @@ export class SqliteRepository implements Repository {
         terminalType: r.terminal_type as ClassificationRow['terminalType'],
       }),
     );
+  }
+  async addAd(a: AdRow) {
+    this.run(
+      `INSERT INTO ads (id, text, creative_file, mime_type, segments, starts_at, ends_at, weight, created_at)
+       VALUES (?,?,?,?,?,?,?,?,?)`,
+      a.adId,
+      a.text,
+      a.creativeFile,
+      a.mimeType,
+      JSON.stringify(a.segments),
+      a.startsAt,
+      a.endsAt,
+      a.weight,
+      a.createdAt,
+    );
+  }
+  async ads(includeRemoved = false) {
+    return this.all(
+      `SELECT * FROM ads ${includeRemoved ? '' : 'WHERE removed_at IS NULL'} ORDER BY created_at`,
+    ).map(
+      (r): AdRow => ({
+        adId: r.id as string,
+        text: r.text as string,
+        creativeFile: r.creative_file as string,
+        mimeType: r.mime_type as string,
+        segments: JSON.parse(r.segments as string),
+        startsAt: r.starts_at as number,
+        endsAt: r.ends_at as number,
+        weight: r.weight as number,
+        createdAt: r.created_at as number,
+        removedAt: (r.removed_at as number | null) ?? null,
+      }),
+    );
+  }
+  async removeAd(adId: string, now: number) {
+    return (
+      this.run('UPDATE ads SET removed_at = ? WHERE id = ? AND removed_at IS NULL', now, adId).changes === 1
+    );
+  }
+  async latestClassification(customerId: string) {
+    const r = this.get(
+      'SELECT * FROM classifications WHERE customer_id = ? ORDER BY created_at DESC LIMIT 1',
+      customerId,
+    );
+    return r
+      ? {
+          genre: r.genre as string,
+          ageBand: r.age_band as ClassificationRow['ageBand'],
+          region: r.region as ClassificationRow['region'],
+          dayPart: r.day_part as ClassificationRow['dayPart'],
+          lengthBand: r.length_band as ClassificationRow['lengthBand'],
+          terminalType: r.terminal_type as ClassificationRow['terminalType'],
+        }
+      : undefined;
   }
   private insertOrder(o: OrderRow, jobs: JobRow[]) {
     this.run(

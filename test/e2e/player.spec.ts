@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
+import { addAd } from '../../server/key/ads.ts';
 import { cleanup, customer, testServer } from '../harness.ts';
 import { launch, openPage, screenshot } from './browser.ts';
 
@@ -60,8 +61,16 @@ async function waitPlaying(page: Page) {
   });
 }
 
-test('store rents to the player: progress, ready, the video plays', async () => {
+test('store rents to the player: progress, ready, an ad on the idle screen, the video plays', async () => {
   const server = await testServer({ deliveryBytesPerSecond: 600 * 1024 });
+  await addAd(server.repo, server.media.dir.replace(/\/media$/, ''), {
+    text: 'Tonight: popcorn at half price',
+    creative: 'media/demo/mandelbrot-voyage.jpg',
+    segments: { genre: ['drama'] },
+    startsAt: Date.now() - 1000,
+    endsAt: Date.now() + 3_600_000,
+    weight: 1,
+  });
   const player = await openPlayer(server.url);
   await screenshot(player.page, 'player-01-pairing');
   // The store in its own browser context, as a person would use it.
@@ -90,6 +99,15 @@ test('store rents to the player: progress, ready, the video plays', async () => 
   assert.match(
     (await row.getByTestId('time-left').textContent()) as string,
     /Ready · (1 d 23 h|2 d 0 h) left/,
+  );
+  // The drama rental classified this customer: the drama ad comes with the licence.
+  await player.page.getByTestId('ad').getByText('popcorn at half price').waitFor();
+  assert.equal(
+    await player.page
+      .getByTestId('ad')
+      .locator('img')
+      .evaluate((i) => (i as HTMLImageElement).naturalWidth > 0),
+    true,
   );
   await screenshot(player.page, 'player-03-ready');
   await row.locator('button').click();

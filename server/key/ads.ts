@@ -1,0 +1,102 @@
+/**
+ * The key server pushes ads to terminals (claims 19/25): when a linked terminal connects and after
+ * it acknowledges a licence, it gets one ad chosen for its owner's segments (their latest
+ * classification, or their sign-up answers before any order).
+ */
+import { randomUUID } from 'node:crypto';
+import { copyFile, mkdir } from 'node:fs/promises';
+import { extname, join } from 'node:path';
+import type { Segments } from '../../shared/ad-targeting.ts';
+import { pickAd } from '../../shared/ad-targeting.ts';
+import type { Classification } from '../../shared/classification.ts';
+import { RentalError } from '../../shared/errors.ts';
+import type { ConnectionHub } from '../connection-hub.ts';
+import { log } from '../log.ts';
+import type { AdRow, Repository } from '../store/repository.ts';
+
+export const AD_CREATIVE_TYPES: Record<string, string> = {
+  '.jpg': 'image/jpeg',
+  '.jpeg': 'image/jpeg',
+  '.png': 'image/png',
+  '.webp': 'image/webp',
+  '.webm': 'video/webm',
+  '.mp4': 'video/mp4',
+};
+
+/** Next to the titles: the HTTP route serves them from `media/ads/`. */
+export const adCreativeDir = (dataDir: string) => join(dataDir, 'media', 'ads');
+
+/** Add an ad: its creative is copied into the data folder, served at /ads/<id>. */
+export async function addAd(
+  repo: Repository,
+  dataDir: string,
+  ad: {
+    text: string;
+    creative: string;
+    segments: Segments;
+    startsAt: number;
+    endsAt: number;
+    weight: number;
+  },
+): Promise<AdRow> {
+  const ext = extname(ad.creative).toLowerCase();
+  const mimeType = AD_CREATIVE_TYPES[ext];
+  if (!mimeType)
+    throw new RentalError(
+      'BAD_MESSAGE',
+      `a creative must be one of ${Object.keys(AD_CREATIVE_TYPES).join(', ')}`,
+    );
+  if (ad.endsAt <= ad.startsAt) throw new RentalError('BAD_SCHEDULE', 'the flight must end after it starts');
+  const adId = randomUUID();
+  await mkdir(adCreativeDir(dataDir), { recursive: true });
+  const creativeFile = `${adId}${ext}`;
+  await copyFile(ad.creative, join(adCreativeDir(dataDir), creativeFile));
+  const row: AdRow = {
+    adId,
+    text: ad.text,
+    creativeFile,
+    mimeType,
+    segments: ad.segments,
+    startsAt: ad.startsAt,
+    endsAt: ad.endsAt,
+    weight: ad.weight,
+    createdAt: Date.now(),
+  };
+  await repo.addAd(row);
+  return row;
+}
+
+export class AdPusher {
+  constructor(
+    private readonly hub: ConnectionHub,
+    private readonly repo: Repository,
+  ) {
+    hub.on('terminal-online', (conn) => void this.pushTo(conn.terminalId as string));
+  }
+
+  /** Send the terminal one ad for its owner, if it is linked and one is eligible. */
+  async pushTo(terminalId: string): Promise<void> {
+    try {
+      const conn = this.hub.terminal(terminalId);
+      const t = conn && (await this.repo.terminalById(terminalId));
+      if (!conn || !t?.customerId) return;
+      const customer = await this.repo.customerById(t.customerId);
+      const segments: Partial<Classification> = {
+        ...(customer?.ageBand ? { ageBand: customer.ageBand } : {}),
+        ...(customer?.region ? { region: customer.region } : {}),
+        ...(await this.repo.latestClassification(t.customerId)),
+      };
+      const ad = pickAd(await this.repo.ads(), segments, Date.now());
+      if (!ad) return;
+      conn.send({
+        type: 'ad.push',
+        adId: ad.adId,
+        text: ad.text,
+        mimeType: ad.mimeType,
+        creativeUrl: `/ads/${ad.adId}`,
+      });
+    } catch (err) {
+      log('warn', 'ad-push-failed', { terminalId, error: String(err) });
+    }
+  }
+}

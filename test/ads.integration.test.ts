@@ -1,0 +1,73 @@
+/**
+ * Claims 19/25: the key server pushes ads to terminals, chosen by the customer's classified
+ * segments, on connect and with a licence; never an expired or removed one, never another segment's.
+ */
+import assert from 'node:assert/strict';
+import { afterEach, test } from 'node:test';
+import { addAd } from '../server/key/ads.ts';
+import { cleanup, linkedPair, sleep, terminal, testServer } from './harness.ts';
+
+afterEach(cleanup);
+
+test('ads follow the segments: pushed with the licence and on reconnect, never expired, removed or mistargeted', async () => {
+  const server = await testServer();
+  const dataDir = server.media.dir.replace(/\/media$/, '');
+  const creative = 'media/demo/life-in-cells.jpg';
+  const now = Date.now();
+  const drama = await addAd(server.repo, dataDir, {
+    text: 'Drama night',
+    creative,
+    segments: { genre: ['drama'] },
+    startsAt: now - 1000,
+    endsAt: now + 3_600_000,
+    weight: 1,
+  });
+  const expired = await addAd(server.repo, dataDir, {
+    text: 'Old',
+    creative,
+    segments: {},
+    startsAt: now - 7200_000,
+    endsAt: now - 3600_000,
+    weight: 100,
+  });
+  const elsewhere = await addAd(server.repo, dataDir, {
+    text: 'Elsewhere',
+    creative,
+    segments: { genre: ['documentary'] },
+    startsAt: now - 1000,
+    endsAt: now + 3_600_000,
+    weight: 100,
+  });
+  const { c, t } = await linkedPair(server);
+  // Before any order the customer has no genre: only ads without a genre target could match.
+  await sleep(200);
+  assert.equal(t.log.find('ad'), undefined);
+  const { order } = await c.request('order.place', {
+    itemNumber: 103,
+    terminalId: t.core.terminalId,
+    periodSeconds: 600,
+    schedule: { mode: 'now' },
+  });
+  await t.log.waitFor('licence', (e) => e.orderId === order.orderId);
+  const pushed = await t.log.waitFor('ad');
+  assert.equal(pushed.adId, drama.adId);
+  assert.equal(pushed.text, 'Drama night');
+  // The creative is served by the server.
+  const res = await fetch(new URL(pushed.creativeUrl, server.url));
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get('content-type'), 'image/jpeg');
+  // On reconnect the terminal gets an ad again; expired and other-genre ads never come.
+  t.core.stop();
+  const again = await terminal(server, { dir: t.dir });
+  const second = await again.log.waitFor('ad');
+  assert.equal(second.adId, drama.adId);
+  for (const e of [...t.log.events, ...again.log.events]) {
+    if (e.type === 'ad') assert.ok(e.adId !== expired.adId && e.adId !== elsewhere.adId);
+  }
+  // Once removed, it is not pushed any more.
+  assert.equal(await server.repo.removeAd(drama.adId, Date.now()), true);
+  again.core.stop();
+  const third = await terminal(server, { dir: t.dir });
+  await sleep(300);
+  assert.equal(third.log.find('ad'), undefined);
+});
