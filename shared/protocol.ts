@@ -171,6 +171,13 @@ export const TerminalMessage = z.discriminatedUnion('type', [
   note('delivery.progress', { orderId: OrderId, have: z.number().int().nonnegative() }),
   note('delivery.reject', { orderId: OrderId, reason: z.string().max(200) }),
   note('licence.ack', { orderId: OrderId }),
+  /** An ad was shown; the terminal's own id for it makes a resend count once. */
+  req('ad.impression', {
+    impressionId: z.uuid(),
+    adId: z.uuid(),
+    shownAt: Epoch,
+    completed: z.boolean(),
+  }),
 ]);
 export type TerminalMessage = z.infer<typeof TerminalMessage>;
 
@@ -231,6 +238,7 @@ export const ResultValues = {
   'delivery.progress': z.strictObject({}),
   'delivery.reject': z.strictObject({}),
   'licence.ack': z.strictObject({}),
+  'ad.impression': z.strictObject({}),
   'peer.auth': z.strictObject({}),
   'delivery.status': z.strictObject({}),
 } satisfies Record<ClientMessageType, z.ZodType>;

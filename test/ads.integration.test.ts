@@ -71,3 +71,36 @@ test('ads follow the segments: pushed with the licence and on reconnect, never e
   await sleep(300);
   assert.equal(third.log.find('ad'), undefined);
 });
+
+test('impressions survive an offline terminal and are counted once', async () => {
+  const server = await testServer();
+  const dataDir = server.media.dir.replace(/\/media$/, '');
+  const ad = await addAd(server.repo, dataDir, {
+    text: 'Everyone',
+    creative: 'media/demo/life-in-cells.jpg',
+    segments: {},
+    startsAt: Date.now() - 1000,
+    endsAt: Date.now() + 3_600_000,
+    weight: 1,
+  });
+  const { t } = await linkedPair(server);
+  // Shown while offline: kept on the terminal.
+  t.core.stop();
+  await t.core.recordImpression(ad.adId, true);
+  await t.core.recordImpression(ad.adId, false);
+  assert.deepEqual(await server.repo.impressionCounts(), []);
+  const { FileStorage } = await import('../player/headless/file-storage.ts');
+  const queued = await new FileStorage(t.dir).pendingImpressions();
+  assert.equal(queued.length, 2);
+  // Back online: sent, counted, and dropped from the queue.
+  const again = await terminal(server, { dir: t.dir });
+  for (let i = 0; i < 50 && (await server.repo.impressionCounts())[0]?.shown !== 2; i++) await sleep(50);
+  for (let i = 0; i < 50 && (await new FileStorage(t.dir).pendingImpressions()).length > 0; i++)
+    await sleep(50);
+  assert.deepEqual(await server.repo.impressionCounts(), [{ adId: ad.adId, shown: 2, completed: 1 }]);
+  assert.deepEqual(await new FileStorage(t.dir).pendingImpressions(), []);
+  // A resend of the same impression (a lost acknowledgement) is not counted twice.
+  const first = queued[0] as (typeof queued)[number];
+  assert.equal(await server.repo.recordImpression({ ...first, terminalId: again.core.terminalId }), false);
+  assert.deepEqual(await server.repo.impressionCounts(), [{ adId: ad.adId, shown: 2, completed: 1 }]);
+});

@@ -6,7 +6,7 @@
  */
 import { Dexie, type Table } from 'dexie';
 import { fromB64, type Identity, type SignedEnvelope, toB64 } from '../../shared/crypto.ts';
-import type { StoredRental, TerminalState, TerminalStorage } from './terminal-storage.ts';
+import type { PendingImpression, StoredRental, TerminalState, TerminalStorage } from './terminal-storage.ts';
 
 interface KeyRow {
   id: 'self';
@@ -45,6 +45,7 @@ class PlayerDb extends Dexie {
   chunks!: Table<ChunkRow, [string, number]>;
   licences!: Table<LicenceRow, string>;
   positions!: Table<PositionRow, string>;
+  impressions!: Table<PendingImpression, string>;
 
   constructor(name: string) {
     super(name);
@@ -56,6 +57,7 @@ class PlayerDb extends Dexie {
       licences: 'orderId',
       positions: 'orderId',
     });
+    this.version(2).stores({ impressions: 'impressionId' });
   }
 }
 
@@ -133,6 +135,16 @@ export class DexieStorage implements TerminalStorage {
         if (r) await this.db.rentals.put({ ...r, expired: true, have: 0 });
       },
     );
+  }
+
+  async queueImpression(i: PendingImpression): Promise<void> {
+    await this.db.impressions.put(i);
+  }
+  pendingImpressions(): Promise<PendingImpression[]> {
+    return this.db.impressions.toArray();
+  }
+  async dropImpression(impressionId: string): Promise<void> {
+    await this.db.impressions.delete(impressionId);
   }
 
   async position(orderId: string): Promise<number> {

@@ -131,6 +131,8 @@ export class TerminalCore {
   private stopped = false;
   private nextId = 1;
   private pairingTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Impressions sent and awaiting the server's result, by request id. */
+  private readonly impressionRequests = new Map<number, string>();
   private readonly clock: Clock;
   terminalId = '';
   linked = false;
@@ -184,6 +186,32 @@ export class TerminalCore {
     const env = await this.opts.storage.licence(orderId);
     if (!env || !this.serverPublicKey) return undefined;
     return verifyLicence(env, this.serverPublicKey, this.terminalId);
+  }
+
+  /**
+   * An ad was shown (completed: seen to the end, or skipped). Kept until the server acknowledges it,
+   * so an offline player reports it later; its id makes a resend count once.
+   */
+  async recordImpression(adId: string, completed: boolean): Promise<void> {
+    await this.opts.storage.queueImpression({
+      impressionId: crypto.randomUUID(),
+      adId,
+      shownAt: this.clock.now(),
+      completed,
+    });
+    await this.flushImpressions();
+  }
+
+  private async flushImpressions(): Promise<void> {
+    const link = this.links.get(this.opts.serverUrl);
+    if (link?.ws?.readyState !== 1 || !link.authId) return;
+    const waiting = new Set(this.impressionRequests.values());
+    for (const i of await this.opts.storage.pendingImpressions()) {
+      if (waiting.has(i.impressionId)) continue;
+      const id = this.nextId++;
+      this.impressionRequests.set(id, i.impressionId);
+      this.send(link, { type: 'ad.impression', id, ...i });
+    }
   }
 
   /** Ask for a fresh pairing code (the old one expired). */
@@ -282,6 +310,8 @@ export class TerminalCore {
         d.failed = true; // stop writing for a dead link; the next offer resumes from storage
         this.downloads.delete(orderId);
       }
+      // Unanswered impression reports on this connection go again on the next one.
+      if (link.primary) this.impressionRequests.clear();
       if (this.stopped) return;
       const retry = Math.round(link.backoffMs * (0.75 + Math.random() * 0.5));
       link.backoffMs = Math.min(link.backoffMs * 2, MAX_BACKOFF_MS);
@@ -318,12 +348,27 @@ export class TerminalCore {
       case 'server.hello':
         this.guard(this.onHello(link, m));
         break;
-      case 'result':
+      case 'result': {
         if (m.re === link.authId || m.re === link.refreshId) this.onWelcome(link, m.value as TerminalWelcome);
+        const impressionId = this.impressionRequests.get(m.re);
+        if (impressionId) {
+          this.impressionRequests.delete(m.re);
+          this.guard(this.opts.storage.dropImpression(impressionId));
+        }
         break;
-      case 'error':
+      }
+      case 'error': {
+        const impressionId = m.re === null ? undefined : this.impressionRequests.get(m.re);
+        if (impressionId && m.re !== null) {
+          // Refused for good (the ad is gone, the report malformed): do not send it again.
+          this.impressionRequests.delete(m.re);
+          if (m.code === 'NOT_FOUND' || m.code === 'BAD_MESSAGE')
+            this.guard(this.opts.storage.dropImpression(impressionId));
+          break;
+        }
         this.emit({ type: 'server-error', code: m.code, message: m.message });
         break;
+      }
       case 'terminal.linked':
         this.linked = m.linked;
         this.pairingCode = m.pairingCode;
@@ -389,6 +434,7 @@ export class TerminalCore {
     link.backoffMs = 250;
     this.emit({ type: 'connected', url: link.url });
     if (!link.primary) return;
+    this.guard(this.flushImpressions());
     this.linked = w.linked;
     this.pairingCode = w.pairingCode;
     this.schedulePairingRefresh(w.pairingExpiresAt);

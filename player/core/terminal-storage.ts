@@ -22,6 +22,13 @@ export interface StoredRental {
   expired: boolean;
 }
 
+export interface PendingImpression {
+  impressionId: string;
+  adId: string;
+  shownAt: number;
+  completed: boolean;
+}
+
 export interface TerminalState {
   highWater: number;
   /** The server's signing key, pinned at first contact. */
@@ -47,6 +54,10 @@ export interface TerminalStorage {
   putLicence(orderId: string, licence: SignedEnvelope): Promise<void>;
   /** Forget key and ciphertext; the rental record stays, marked expired. */
   wipe(orderId: string): Promise<void>;
+  /** Ad impressions not yet acknowledged by the server (kept across restarts and offline spells). */
+  queueImpression(i: PendingImpression): Promise<void>;
+  pendingImpressions(): Promise<PendingImpression[]>;
+  dropImpression(impressionId: string): Promise<void>;
   /** Release open files or database handles (the terminal stopped). */
   close?(): Promise<void>;
 }

@@ -9,7 +9,12 @@ import {
   type SignedEnvelope,
   toB64,
 } from '../../shared/crypto.ts';
-import type { StoredRental, TerminalState, TerminalStorage } from '../core/terminal-storage.ts';
+import type {
+  PendingImpression,
+  StoredRental,
+  TerminalState,
+  TerminalStorage,
+} from '../core/terminal-storage.ts';
 
 async function writeAtomic(file: string, text: string, mode = 0o600) {
   const tmp = `${file}.tmp`;
@@ -98,6 +103,31 @@ export class FileStorage implements TerminalStorage {
     }
     this.handles.set(orderId, fh);
     return fh;
+  }
+
+  private impressionsFile() {
+    return join(this.dir, 'impressions.json');
+  }
+  async pendingImpressions() {
+    return (await readJson<PendingImpression[]>(this.impressionsFile())) ?? [];
+  }
+  /** Read-modify-write of impressions.json, one at a time (acknowledgements arrive together). */
+  private impressionOps: Promise<unknown> = Promise.resolve();
+  private updateImpressions(change: (all: PendingImpression[]) => PendingImpression[]): Promise<void> {
+    const op = this.impressionOps.then(async () => {
+      const all = await this.pendingImpressions();
+      await writeAtomic(this.impressionsFile(), JSON.stringify(change(all).slice(-1000)));
+    });
+    this.impressionOps = op.catch(() => undefined);
+    return op;
+  }
+  queueImpression(i: PendingImpression) {
+    return this.updateImpressions((all) =>
+      all.some((x) => x.impressionId === i.impressionId) ? all : [...all, i],
+    );
+  }
+  dropImpression(impressionId: string) {
+    return this.updateImpressions((all) => all.filter((x) => x.impressionId !== impressionId));
   }
 
   async close() {

@@ -174,9 +174,25 @@ function RentalCard({ r, onPlay }: { r: LibraryRow; onPlay: () => void }) {
   );
 }
 
+const AD_SECONDS = 3;
+
 /** The pushed ad, shown while the player is idle or waiting (never over a film). */
 function AdPanel() {
   const { ad } = usePlayerState();
+  const player = usePlayer();
+  // An impression: completed once on screen for AD_SECONDS, skipped if it leaves the screen sooner.
+  useEffect(() => {
+    if (!ad) return;
+    let done = false;
+    const t = setTimeout(() => {
+      done = true;
+      void player.core.recordImpression(ad.adId, true);
+    }, AD_SECONDS * 1000);
+    return () => {
+      clearTimeout(t);
+      if (!done) void player.core.recordImpression(ad.adId, false);
+    };
+  }, [ad, player]);
   if (!ad) return null;
   return (
     <aside className="ad" data-testid="ad" data-ad-id={ad.adId}>

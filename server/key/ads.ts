@@ -72,6 +72,13 @@ export class AdPusher {
     private readonly repo: Repository,
   ) {
     hub.on('terminal-online', (conn) => void this.pushTo(conn.terminalId as string));
+    hub.handle('ad.impression', async (conn, m) => {
+      if (!(await repo.ads(true)).some((a) => a.adId === m.adId))
+        throw new RentalError('NOT_FOUND', 'no such ad');
+      if (m.shownAt > Date.now() + 60_000) throw new RentalError('BAD_MESSAGE', 'impression from the future');
+      await repo.recordImpression({ ...m, terminalId: conn.terminalId as string });
+      return {};
+    });
   }
 
   /** Send the terminal one ad for its owner, if it is linked and one is eligible. */

@@ -136,6 +136,15 @@ export interface Repository {
   /** Ads in the inventory (removed ones only when asked). */
   ads(includeRemoved?: boolean): Promise<AdRow[]>;
   removeAd(adId: string, now: number): Promise<boolean>;
+  /** Store an impression once; false when this impression id was already counted. */
+  recordImpression(i: {
+    impressionId: string;
+    adId: string;
+    terminalId: string;
+    shownAt: number;
+    completed: boolean;
+  }): Promise<boolean>;
+  impressionCounts(): Promise<{ adId: string; shown: number; completed: number }[]>;
   orderById(id: string): Promise<OrderRow | undefined>;
   ordersOfCustomer(customerId: string): Promise<OrderRow[]>;
   countRecentOrders(customerId: string, since: number): Promise<number>;

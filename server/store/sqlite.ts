@@ -72,6 +72,11 @@ const MIGRATIONS: string[] = [
      id TEXT PRIMARY KEY, text TEXT NOT NULL, creative_file TEXT NOT NULL, mime_type TEXT NOT NULL,
      segments TEXT NOT NULL, starts_at INTEGER NOT NULL, ends_at INTEGER NOT NULL, weight INTEGER NOT NULL,
      created_at INTEGER NOT NULL, removed_at INTEGER);`,
+  // 6: ad impressions, keyed by the terminal's own impression id so a resend is counted once.
+  `CREATE TABLE impressions (
+     impression_id TEXT PRIMARY KEY, ad_id TEXT NOT NULL REFERENCES ads(id), terminal_id TEXT NOT NULL,
+     shown_at INTEGER NOT NULL, completed INTEGER NOT NULL, received_at INTEGER NOT NULL);
+   CREATE INDEX impressions_ad ON impressions(ad_id);`,
 ];
 
 type Row = Record<string, unknown>;
@@ -446,6 +451,31 @@ export class SqliteRepository implements Repository {
         removedAt: (r.removed_at as number | null) ?? null,
       }),
     );
+  }
+  async recordImpression(i: {
+    impressionId: string;
+    adId: string;
+    terminalId: string;
+    shownAt: number;
+    completed: boolean;
+  }) {
+    return (
+      this.run(
+        `INSERT INTO impressions (impression_id, ad_id, terminal_id, shown_at, completed, received_at)
+         VALUES (?,?,?,?,?,?) ON CONFLICT(impression_id) DO NOTHING`,
+        i.impressionId,
+        i.adId,
+        i.terminalId,
+        i.shownAt,
+        i.completed ? 1 : 0,
+        Date.now(),
+      ).changes === 1
+    );
+  }
+  async impressionCounts() {
+    return this.all(
+      'SELECT ad_id, COUNT(*) AS shown, SUM(completed) AS completed FROM impressions GROUP BY ad_id',
+    ).map((r) => ({ adId: r.ad_id as string, shown: r.shown as number, completed: r.completed as number }));
   }
   async removeAd(adId: string, now: number) {
     return (

@@ -110,6 +110,13 @@ test('store rents to the player: progress, ready, an ad on the idle screen, the 
     true,
   );
   await screenshot(player.page, 'player-03-ready');
+  // Seen for three seconds: one completed impression reaches the server.
+  for (let i = 0; i < 60 && (await server.repo.impressionCounts()).length === 0; i++)
+    await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(
+    (await server.repo.impressionCounts()).map((c) => [c.shown, c.completed]),
+    [[1, 1]],
+  );
   await row.locator('button').click();
   const v = await waitPlaying(player.page);
   assert.equal(v.error, null);
