@@ -9,7 +9,7 @@ import { RentalError } from '../shared/errors.ts';
 import { intArg, parseCli, progressLine, requireArg, runCli, UsageError } from './cli-args.ts';
 import { MediaStore } from './content/media-store.ts';
 import { addAd } from './key/ads.ts';
-import { formatReport, rentalReport } from './key/analytics.ts';
+import { formatImpressions, formatReport, impressionReport, rentalReport } from './key/analytics.ts';
 import { SERVE_USAGE, serve } from './main.ts';
 import { SqliteRepository } from './store/sqlite.ts';
 
@@ -224,7 +224,11 @@ async function main(argv: string[]): Promise<number | undefined> {
     const repo = openRepo(values.data as string);
     try {
       const rows = await repo.classifications(Date.now() - days * 86_400_000);
-      process.stdout.write(`Last ${days} days\n\n${formatReport(rentalReport(rows))}`);
+      const since = Date.now() - days * 86_400_000;
+      const impressions = impressionReport(await repo.impressionRows(since));
+      process.stdout.write(
+        `Last ${days} days\n\n${formatReport(rentalReport(rows))}\n${formatImpressions(impressions)}`,
+      );
       return 0;
     } finally {
       await repo.close();

@@ -103,4 +103,16 @@ test('impressions survive an offline terminal and are counted once', async () =>
   const first = queued[0] as (typeof queued)[number];
   assert.equal(await server.repo.recordImpression({ ...first, terminalId: again.core.terminalId }), false);
   assert.deepEqual(await server.repo.impressionCounts(), [{ adId: ad.adId, shown: 2, completed: 1 }]);
+  // The report shows impressions and completion rate by ad and by the viewer's segments.
+  await server.close();
+  const { spawnSync } = await import('node:child_process');
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'server/cli.ts', 'report', '--data', dataDir], {
+    encoding: 'utf8',
+  });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(
+    r.stdout,
+    new RegExp(`Ad impressions by ad .*\\n\\s+${ad.adId.slice(0, 8)} "Everyone"\\s+2\\s+1\\s+50\\.0%`),
+  );
+  assert.match(r.stdout, /Ad impressions by region\n\s+unknown\s+2\s+1\s+50\.0%/);
 });

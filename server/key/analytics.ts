@@ -2,7 +2,7 @@
  * Rentals counted by the classification items (claims 16/22/28), for `npm run cli -- report` and,
  * later, the admin view. Pure over the stored records.
  */
-import type { ClassificationRow } from '../store/repository.ts';
+import type { ClassificationRow, ImpressionRow } from '../store/repository.ts';
 
 export const REPORT_ITEMS = ['genre', 'dayPart', 'region', 'ageBand', 'lengthBand', 'terminalType'] as const;
 export type ReportItem = (typeof REPORT_ITEMS)[number];
@@ -38,6 +38,48 @@ const TITLES: Record<ReportItem, string> = {
   lengthBand: 'Rentals by rental length',
   terminalType: 'Rentals by terminal type',
 };
+
+export type ImpressionItem = 'ad' | 'region' | 'ageBand' | 'terminalType';
+
+/** Impressions and completion rate by ad and by the viewing customer's segments. */
+export function impressionReport(rows: ImpressionRow[]): Record<ImpressionItem, [string, number, number][]> {
+  const group = (key: (r: ImpressionRow) => string): [string, number, number][] => {
+    const m = new Map<string, [number, number]>();
+    for (const r of rows) {
+      const v = m.get(key(r)) ?? [0, 0];
+      m.set(key(r), [v[0] + 1, v[1] + (r.completed ? 1 : 0)]);
+    }
+    return [...m.entries()]
+      .map(([k, [n, c]]) => [k, n, c] as [string, number, number])
+      .sort((a, b) => b[1] - a[1]);
+  };
+  return {
+    ad: group((r) => `${r.adId.slice(0, 8)} "${r.adText}"`),
+    region: group((r) => r.region),
+    ageBand: group((r) => r.ageBand),
+    terminalType: group((r) => r.terminalType),
+  };
+}
+
+export function formatImpressions(r: Record<ImpressionItem, [string, number, number][]>): string {
+  const titles: Record<ImpressionItem, string> = {
+    ad: 'Ad impressions by ad (shown, completed, completion rate)',
+    region: 'Ad impressions by region',
+    ageBand: 'Ad impressions by age band',
+    terminalType: 'Ad impressions by terminal type',
+  };
+  return (Object.keys(titles) as ImpressionItem[])
+    .map((k) => {
+      const rows = r[k];
+      const w = Math.max(10, ...rows.map(([x]) => x.length));
+      const lines = rows.map(
+        ([x, n, c]) =>
+          `  ${x.padEnd(w)}  ${String(n).padStart(6)}  ${String(c).padStart(6)}  ${((100 * c) / n).toFixed(1).padStart(5)}%`,
+      );
+      return `${titles[k]}\n${lines.length ? lines.join('\n') : '  (none)'}\n`;
+    })
+    .join('\n');
+}
 
 /** Plain-text tables, one per item, then per day. */
 export function formatReport(r: RentalReport): string {

@@ -19,6 +19,15 @@ export interface AdRow {
   removedAt?: number | null;
 }
 
+export interface ImpressionRow {
+  adId: string;
+  adText: string;
+  completed: boolean;
+  ageBand: string;
+  region: string;
+  terminalType: string;
+}
+
 export interface ClassificationRow extends Classification {
   orderId: string;
   customerId: string;
@@ -145,6 +154,7 @@ export interface Repository {
     completed: boolean;
   }): Promise<boolean>;
   impressionCounts(): Promise<{ adId: string; shown: number; completed: number }[]>;
+  impressionRows(since: number): Promise<ImpressionRow[]>;
   orderById(id: string): Promise<OrderRow | undefined>;
   ordersOfCustomer(customerId: string): Promise<OrderRow[]>;
   countRecentOrders(customerId: string, since: number): Promise<number>;

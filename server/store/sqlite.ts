@@ -472,6 +472,26 @@ export class SqliteRepository implements Repository {
       ).changes === 1
     );
   }
+  /** Impressions with the segments of the customer whose terminal showed them. */
+  async impressionRows(since: number) {
+    return this.all(
+      `SELECT i.ad_id, i.completed, COALESCE(c.age_band, 'unknown') AS age_band, COALESCE(c.region, 'unknown') AS region,
+              COALESCE(t.kind, 'unknown') AS kind, COALESCE(a.text, '') AS text
+         FROM impressions i
+         LEFT JOIN terminals t ON t.id = i.terminal_id
+         LEFT JOIN customers c ON c.id = t.customer_id
+         LEFT JOIN ads a ON a.id = i.ad_id
+        WHERE i.shown_at >= ?`,
+      since,
+    ).map((r) => ({
+      adId: r.ad_id as string,
+      adText: r.text as string,
+      completed: (r.completed as number) === 1,
+      ageBand: r.age_band as string,
+      region: r.region as string,
+      terminalType: (r.kind as string) === 'browser' ? 'desktop' : (r.kind as string),
+    }));
+  }
   async impressionCounts() {
     return this.all(
       'SELECT ad_id, COUNT(*) AS shown, SUM(completed) AS completed FROM impressions GROUP BY ad_id',
