@@ -48,6 +48,8 @@ export interface ServerOptions {
 }
 
 export interface RunningServer {
+  /** The resolved data folder (database, media, keys). */
+  dataDir: string;
   url: string;
   wsUrl: string;
   port: number;
@@ -134,6 +136,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   peer?.start();
 
   return {
+    dataDir,
     url: `http://${hostPart}:${port}/`,
     wsUrl: `ws://${hostPart}:${port}/ws`,
     port,

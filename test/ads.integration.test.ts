@@ -11,7 +11,7 @@ afterEach(cleanup);
 
 test('ads follow the segments: pushed with the licence and on reconnect, never expired, removed or mistargeted', async () => {
   const server = await testServer();
-  const dataDir = server.media.dir.replace(/\/media$/, '');
+  const dataDir = server.dataDir;
   const creative = 'media/demo/life-in-cells.jpg';
   const now = Date.now();
   const drama = await addAd(server.repo, dataDir, {
@@ -74,7 +74,7 @@ test('ads follow the segments: pushed with the licence and on reconnect, never e
 
 test('impressions survive an offline terminal and are counted once', async () => {
   const server = await testServer();
-  const dataDir = server.media.dir.replace(/\/media$/, '');
+  const dataDir = server.dataDir;
   const ad = await addAd(server.repo, dataDir, {
     text: 'Everyone',
     creative: 'media/demo/life-in-cells.jpg',

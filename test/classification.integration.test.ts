@@ -76,7 +76,7 @@ test('each order is classified and stored with it; the report counts by every it
   c.close();
   anon.close();
 
-  const dataDir = (server.media.dir as string).replace(/\/media$/, '');
+  const dataDir = server.dataDir;
   await server.close();
   const report = spawnSync(
     process.execPath,

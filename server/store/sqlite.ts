@@ -139,6 +139,19 @@ const orderOf = (r: Row): OrderRow => ({
   createdAt: r.created_at as number,
 });
 
+const classificationOf = (r: Row): ClassificationRow => ({
+  orderId: r.order_id as string,
+  customerId: r.customer_id as string,
+  itemNumber: r.item_number as number,
+  createdAt: r.created_at as number,
+  genre: r.genre as string,
+  ageBand: r.age_band as ClassificationRow['ageBand'],
+  region: r.region as ClassificationRow['region'],
+  dayPart: r.day_part as ClassificationRow['dayPart'],
+  lengthBand: r.length_band as ClassificationRow['lengthBand'],
+  terminalType: r.terminal_type as ClassificationRow['terminalType'],
+});
+
 const jobOf = (r: Row): JobRow => ({
   orderId: r.order_id as string,
   kind: r.kind as JobKind,
@@ -405,18 +418,7 @@ export class SqliteRepository implements Repository {
   }
   async classifications(since: number) {
     return this.all('SELECT * FROM classifications WHERE created_at >= ? ORDER BY created_at', since).map(
-      (r): ClassificationRow => ({
-        orderId: r.order_id as string,
-        customerId: r.customer_id as string,
-        itemNumber: r.item_number as number,
-        createdAt: r.created_at as number,
-        genre: r.genre as string,
-        ageBand: r.age_band as ClassificationRow['ageBand'],
-        region: r.region as ClassificationRow['region'],
-        dayPart: r.day_part as ClassificationRow['dayPart'],
-        lengthBand: r.length_band as ClassificationRow['lengthBand'],
-        terminalType: r.terminal_type as ClassificationRow['terminalType'],
-      }),
+      classificationOf,
     );
   }
   async addAd(a: AdRow) {
@@ -507,17 +509,17 @@ export class SqliteRepository implements Repository {
       'SELECT * FROM classifications WHERE customer_id = ? ORDER BY created_at DESC LIMIT 1',
       customerId,
     );
-    return r
-      ? {
-          genre: r.genre as string,
-          ageBand: r.age_band as ClassificationRow['ageBand'],
-          region: r.region as ClassificationRow['region'],
-          dayPart: r.day_part as ClassificationRow['dayPart'],
-          lengthBand: r.length_band as ClassificationRow['lengthBand'],
-          terminalType: r.terminal_type as ClassificationRow['terminalType'],
-        }
-      : undefined;
+    if (!r) return undefined;
+    const {
+      orderId: _o,
+      customerId: _c,
+      itemNumber: _i,
+      createdAt: _t,
+      ...classification
+    } = classificationOf(r);
+    return classification;
   }
+
   private insertOrder(o: OrderRow, jobs: JobRow[]) {
     this.run(
       `INSERT INTO orders (id, customer_id, item_number, terminal_id, period_s, content_at, key_at, not_before,

@@ -63,7 +63,7 @@ async function waitPlaying(page: Page) {
 
 test('store rents to the player: progress, ready, an ad on the idle screen, the video plays', async () => {
   const server = await testServer({ deliveryBytesPerSecond: 600 * 1024 });
-  await addAd(server.repo, server.media.dir.replace(/\/media$/, ''), {
+  await addAd(server.repo, server.dataDir, {
     text: 'Tonight: popcorn at half price',
     creative: 'media/demo/mandelbrot-voyage.jpg',
     segments: { genre: ['drama'] },
