@@ -100,7 +100,12 @@ export class EventLog {
       if (hit) return hit;
       const left = deadline - Date.now();
       if (left <= 0) {
-        throw new Error(`timed out waiting for ${type}; saw ${this.events.map((e) => e.type).join(', ')}`);
+        // Name what went wrong on the terminal, not only that something did.
+        const detail = (e: TerminalEvent) =>
+          e.type === 'local-error' || e.type === 'rejected' || e.type === 'server-error'
+            ? `${e.type}(${JSON.stringify(e)})`
+            : e.type;
+        throw new Error(`timed out waiting for ${type}; saw ${this.events.map(detail).join(', ')}`);
       }
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, left);

@@ -346,7 +346,13 @@ export class TerminalCore {
     const m = parsed.data;
     switch (m.type) {
       case 'server.hello':
-        this.guard(this.onHello(link, m));
+        // A handshake that failed here would leave the link open but never authenticated: start over.
+        this.guard(
+          this.onHello(link, m).catch((err: unknown) => {
+            link.ws?.close();
+            throw err;
+          }),
+        );
         break;
       case 'result': {
         if (m.re === link.authId || m.re === link.refreshId) this.onWelcome(link, m.value as TerminalWelcome);
@@ -376,7 +382,13 @@ export class TerminalCore {
         this.emit({ ...m, type: 'linked' });
         break;
       case 'delivery.offer':
-        this.guard(this.onOffer(link, m));
+        // An offer this terminal failed to take up is refused, so the server retries instead of waiting.
+        this.guard(
+          this.onOffer(link, m).catch((err: unknown) => {
+            this.send(link, { type: 'delivery.reject', orderId: m.orderId, reason: 'storage failed' });
+            throw err;
+          }),
+        );
         break;
       case 'licence.deliver':
         this.guard(this.onLicence(link, m));

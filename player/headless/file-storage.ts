@@ -16,16 +16,30 @@ import type {
   TerminalStorage,
 } from '../core/terminal-storage.ts';
 
-async function writeAtomic(file: string, text: string, mode = 0o600) {
-  const tmp = `${file}.tmp`;
-  const fh = await open(tmp, 'w', mode);
-  try {
-    await fh.writeFile(text);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, file);
+/**
+ * Replace a file whole or not at all. Writes to one file run one after another in the order they were
+ * asked for (two links saving state at once must not share a temporary file, and the last word wins).
+ */
+const writesInFlight = new Map<string, Promise<void>>();
+function writeAtomic(file: string, text: string, mode = 0o600): Promise<void> {
+  const write = async () => {
+    const tmp = `${file}.tmp`;
+    const fh = await open(tmp, 'w', mode);
+    try {
+      await fh.writeFile(text);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, file);
+  };
+  const done = (writesInFlight.get(file) ?? Promise.resolve()).then(write, write);
+  const settled = done.catch(() => undefined);
+  writesInFlight.set(file, settled);
+  void settled.then(() => {
+    if (writesInFlight.get(file) === settled) writesInFlight.delete(file);
+  });
+  return done;
 }
 
 async function readJson<T>(file: string): Promise<T | undefined> {
