@@ -114,7 +114,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       () => queue?.poke(),
       opts.ordersPerMinute ?? LIMITS.ordersPerMinute,
     );
-    const ads = new AdPusher(hub, repo);
+    const ads = new AdPusher(hub, repo, dataDir, identity.signSecretKey);
     queue = new DeliveryQueue(
       hub,
       repo,
@@ -122,6 +122,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       orders,
       dispatcher,
       (terminalId) => void ads.pushTo(terminalId),
+      (o) => ads.prerollFor(o),
     );
   }
 

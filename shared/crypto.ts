@@ -25,6 +25,8 @@ export function fromB64(text: string): Uint8Array {
   return na().from_base64(text, na().base64_variants.URLSAFE_NO_PADDING);
 }
 export const toHex = (bytes: Uint8Array): string => na().to_hex(bytes);
+/** BLAKE2b-256: fingerprints a creative inside a signature. */
+export const hashBytes = (bytes: Uint8Array): Uint8Array => na().crypto_generichash(32, bytes, null);
 export const randomBytes = (n: number): Uint8Array => na().randombytes_buf(n);
 const utf8 = new TextEncoder();
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
@@ -72,7 +74,7 @@ export const boxSecretKeyOf = (signSecretKey: Uint8Array): Uint8Array =>
 // ---------------------------------------------------------------- signatures
 
 /** Purposes are mixed into every signature so a signed time can never pass as a licence, etc. */
-export type SignPurpose = 'licence' | 'time' | 'terminal-auth' | 'peer-auth';
+export type SignPurpose = 'licence' | 'time' | 'terminal-auth' | 'peer-auth' | 'preroll';
 const purposeBytes = (p: SignPurpose) => encodeUtf8(`rental-delivery/v1/${p}\n`);
 
 export function signDetached(purpose: SignPurpose, data: Uint8Array, secretKey: Uint8Array): Uint8Array {

@@ -19,6 +19,7 @@ export const ERROR_CODES = [
   'BAD_PERIOD', // rental period outside bounds
   'BAD_SCHEDULE', // schedule in the past or too far ahead
   'WRONG_ROLE', // a terminal sent a customer message or vice versa
+  'FORBIDDEN', // signed in, but this needs an admin account
   'STORAGE_FULL', // the server's disk is full: nothing was stored, try again later
   'INTERNAL', // our bug; logged server side with a correlation id
 ] as const;

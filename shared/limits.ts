@@ -32,6 +32,10 @@ export const LIMITS = {
   maxRentalSeconds: 30 * 24 * 60 * 60,
   /** How far ahead a delivery or key release may be scheduled. */
   maxScheduleAheadMs: 90 * 24 * 60 * 60 * 1000,
+  /** Largest ad creative; a pre-roll travels whole inside a delivery, so it stays small. */
+  maxCreativeBytes: 4 * 1024 * 1024,
+  /** How long a still-image pre-roll stays on screen. */
+  imagePrerollSeconds: 5,
   /** Largest title the store ingests. */
   maxTitleBytes: 8 * 1024 * 1024 * 1024,
   /** String field bounds. */

@@ -43,6 +43,8 @@ export const PairingCode = z
   .regex(/^[A-HJ-NP-Z2-9]{4}-?[A-HJ-NP-Z2-9]{4}$/, 'must look like ABCD-2345');
 export const TerminalKind = z.enum(['headless', 'desktop', 'set-top', 'browser']);
 export const SignedEnvelope = z.strictObject({ data: B64(16_384), sig: B64(100) });
+/** An ad creative, base64url (a pre-roll travels whole inside its delivery). */
+const Creative = B64(Math.ceil((LIMITS.maxCreativeBytes * 4) / 3) + 4);
 
 /** When content and key are delivered. Claim 18: a delivery start time or a key delivery time. */
 export const Schedule = z.discriminatedUnion('mode', [
@@ -115,7 +117,13 @@ export const OrderView = z.strictObject({
 });
 export type OrderView = z.infer<typeof OrderView>;
 
-export const CustomerView = z.strictObject({ customerId: z.string(), email: z.string(), name: z.string() });
+export const CustomerView = z.strictObject({
+  customerId: z.string(),
+  email: z.string(),
+  name: z.string(),
+  /** May open the analytics view. */
+  admin: z.boolean(),
+});
 export type CustomerView = z.infer<typeof CustomerView>;
 
 // ---------------------------------------------------------------- client -> server
@@ -167,7 +175,12 @@ export const TerminalMessage = z.discriminatedUnion('type', [
   }),
   req('terminal.pairing.refresh', {}),
   req('time.sync', {}),
-  note('delivery.accept', { orderId: OrderId, from: z.number().int().nonnegative() }),
+  note('delivery.accept', {
+    orderId: OrderId,
+    from: z.number().int().nonnegative(),
+    /** The terminal already holds this order's pre-roll: do not send it again. */
+    hasPreroll: z.boolean().optional(),
+  }),
   note('delivery.progress', { orderId: OrderId, have: z.number().int().nonnegative() }),
   note('delivery.reject', { orderId: OrderId, reason: z.string().max(200) }),
   note('licence.ack', { orderId: OrderId }),
@@ -290,6 +303,13 @@ export const ServerMessage = z.discriminatedUnion('type', [
   }),
   DeliveryOffer,
   z.strictObject({ type: z.literal('licence.deliver'), orderId: OrderId, licence: SignedEnvelope }),
+  /** The pre-roll attached to a delivery (claims 14/20/26), sent after the terminal accepts it. */
+  z.strictObject({
+    type: z.literal('delivery.preroll'),
+    orderId: OrderId,
+    preroll: SignedEnvelope,
+    creative: Creative,
+  }),
   z.strictObject({
     type: z.literal('delivery.instruct'),
     orderId: OrderId,
@@ -299,6 +319,7 @@ export const ServerMessage = z.discriminatedUnion('type', [
     sealedKey: B64(200),
     notBefore: Epoch,
     notAfter: Epoch,
+    preroll: z.strictObject({ envelope: SignedEnvelope, creative: Creative }).optional(),
   }),
   z.strictObject({ type: z.literal('delivery.cancel'), orderId: OrderId }),
   /** An ad for the terminal's idle and waiting screens (claims 19/25). */

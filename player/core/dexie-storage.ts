@@ -6,7 +6,13 @@
  */
 import { Dexie, type Table } from 'dexie';
 import { fromB64, type Identity, type SignedEnvelope, toB64 } from '../../shared/crypto.ts';
-import type { PendingImpression, StoredRental, TerminalState, TerminalStorage } from './terminal-storage.ts';
+import type {
+  PendingImpression,
+  StoredPreroll,
+  StoredRental,
+  TerminalState,
+  TerminalStorage,
+} from './terminal-storage.ts';
 
 interface KeyRow {
   id: 'self';
@@ -27,6 +33,9 @@ interface LicenceRow {
   orderId: string;
   licence: SignedEnvelope;
 }
+interface PrerollRow extends StoredPreroll {
+  orderId: string;
+}
 interface PositionRow {
   orderId: string;
   seconds: number;
@@ -46,6 +55,7 @@ class PlayerDb extends Dexie {
   licences!: Table<LicenceRow, string>;
   positions!: Table<PositionRow, string>;
   impressions!: Table<PendingImpression, string>;
+  prerolls!: Table<PrerollRow, string>;
 
   constructor(name: string) {
     super(name);
@@ -58,6 +68,7 @@ class PlayerDb extends Dexie {
       positions: 'orderId',
     });
     this.version(2).stores({ impressions: 'impressionId' });
+    this.version(3).stores({ prerolls: 'orderId' });
   }
 }
 
@@ -127,14 +138,24 @@ export class DexieStorage implements TerminalStorage {
       this.db.chunks,
       this.db.rentals,
       this.db.positions,
+      this.db.prerolls,
       async () => {
         await this.db.licences.delete(orderId);
+        await this.db.prerolls.delete(orderId);
         await this.db.chunks.where('orderId').equals(orderId).delete();
         await this.db.positions.delete(orderId);
         const r = await this.db.rentals.get(orderId);
         if (r) await this.db.rentals.put({ ...r, expired: true, have: 0 });
       },
     );
+  }
+
+  async preroll(orderId: string): Promise<StoredPreroll | undefined> {
+    const row = await this.db.prerolls.get(orderId);
+    return row && { envelope: row.envelope, creative: row.creative, played: row.played };
+  }
+  async putPreroll(orderId: string, p: StoredPreroll): Promise<void> {
+    await this.db.prerolls.put({ orderId, ...p });
   }
 
   async queueImpression(i: PendingImpression): Promise<void> {

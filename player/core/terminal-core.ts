@@ -20,6 +20,7 @@ import {
 } from '../../shared/crypto.ts';
 import { RentalError } from '../../shared/errors.ts';
 import { type Licence, unsealContentKey, verifyLicence } from '../../shared/licence.ts';
+import { type Preroll, verifyPreroll } from '../../shared/preroll.ts';
 import {
   type DeliveryOffer,
   decodeChunkFrame,
@@ -74,7 +75,8 @@ export type TerminalEvent =
   /** An ad pushed by the key server for the idle and waiting screens. */
   | { type: 'ad'; adId: string; text: string; mimeType: string; creativeUrl: string }
   /** Something failed on this terminal itself (its storage, say). */
-  | { type: 'local-error'; message: string };
+  | { type: 'local-error'; message: string }
+  | { type: 'preroll'; orderId: string; adId: string; text: string };
 
 export interface TerminalOptions {
   serverUrl: string;
@@ -240,6 +242,31 @@ export class TerminalCore {
     sink: (plain: Uint8Array, index: number) => Promise<void> | void,
     signal?: AbortSignal,
   ): Promise<Licence> {
+    const { r, licence } = await this.checkPlayable(orderId);
+    const key = unsealContentKey(licence, this.identity);
+    // Read the next chunk while this one is decrypted and consumed: storage and CPU overlap.
+    const read = (i: number) => {
+      const p = this.opts.storage.readChunk(r, i);
+      p.catch(() => undefined); // if the loop stops early, an unread chunk's failure does not matter
+      return p;
+    };
+    let next = read(0);
+    for (let i = 0; i < r.totalChunks; i++) {
+      if (signal?.aborted) break;
+      const cipher = await next;
+      if (i + 1 < r.totalChunks) next = read(i + 1);
+      const plain = cipher && decryptChunk(key, cipher, orderId, i, r.totalChunks);
+      if (!plain) throw new TerminalError('TAMPERED', `chunk ${i} failed authentication`);
+      await sink(plain, i);
+    }
+    return licence;
+  }
+
+  /**
+   * Whether a rental can play now: stored whole, its licence genuine, inside its window by trusted
+   * time. Throws a TerminalError saying why not (and wipes a rental found expired).
+   */
+  async checkPlayable(orderId: string): Promise<{ r: StoredRental; licence: Licence }> {
     const r = await this.opts.storage.rental(orderId);
     if (!r) throw new TerminalError('NOT_FOUND', 'no such rental on this terminal');
     if (r.expired)
@@ -271,23 +298,33 @@ export class TerminalCore {
     if (r.have < r.totalChunks) {
       throw new TerminalError('INCOMPLETE', `only ${r.have} of ${r.totalChunks} chunks have arrived`);
     }
-    const key = unsealContentKey(licence, this.identity);
-    // Read the next chunk while this one is decrypted and consumed: storage and CPU overlap.
-    const read = (i: number) => {
-      const p = this.opts.storage.readChunk(r, i);
-      p.catch(() => undefined); // if the loop stops early, an unread chunk's failure does not matter
-      return p;
-    };
-    let next = read(0);
-    for (let i = 0; i < r.totalChunks; i++) {
-      if (signal?.aborted) break;
-      const cipher = await next;
-      if (i + 1 < r.totalChunks) next = read(i + 1);
-      const plain = cipher && decryptChunk(key, cipher, orderId, i, r.totalChunks);
-      if (!plain) throw new TerminalError('TAMPERED', `chunk ${i} failed authentication`);
-      await sink(plain, i);
+    return { r, licence };
+  }
+
+  /**
+   * The pre-roll that must play before this title starts for the first time, checked again against
+   * the server's signature (storage is not trusted); undefined once it has played or if none came.
+   */
+  async pendingPreroll(
+    orderId: string,
+  ): Promise<{ adId: string; text: string; mimeType: string; creative: Uint8Array } | undefined> {
+    const p = await this.opts.storage.preroll(orderId);
+    if (!p || p.played || !this.serverPublicKey) return undefined;
+    try {
+      const { adId, text, mimeType } = verifyPreroll(p.envelope, p.creative, this.serverPublicKey, orderId);
+      return { adId, text, mimeType, creative: p.creative };
+    } catch {
+      throw new TerminalError('TAMPERED', 'the ad stored with this rental has been altered');
     }
-    return licence;
+  }
+
+  /** The pre-roll played to its end: the title starts without it from now on, and it counts as seen. */
+  async prerollPlayed(orderId: string): Promise<void> {
+    const p = await this.opts.storage.preroll(orderId);
+    if (!p || p.played || !this.serverPublicKey) return;
+    const { adId } = verifyPreroll(p.envelope, p.creative, this.serverPublicKey, orderId);
+    await this.opts.storage.putPreroll(orderId, { ...p, played: true });
+    await this.recordImpression(adId, true);
   }
 
   // ------------------------------------------------------------ connection
@@ -392,6 +429,9 @@ export class TerminalCore {
         break;
       case 'licence.deliver':
         this.guard(this.onLicence(link, m));
+        break;
+      case 'delivery.preroll':
+        this.guard(this.onPreroll(m));
         break;
       case 'ad.push':
         this.emit({
@@ -500,7 +540,8 @@ export class TerminalCore {
       failed: false,
       syncAgain: false,
     });
-    this.send(link, { type: 'delivery.accept', orderId: m.orderId, from: rental.have });
+    const hasPreroll = Boolean(await this.opts.storage.preroll(m.orderId));
+    this.send(link, { type: 'delivery.accept', orderId: m.orderId, from: rental.have, hasPreroll });
     if (rental.have >= rental.totalChunks) this.emit({ type: 'stored', orderId: m.orderId });
   }
 
@@ -583,6 +624,26 @@ export class TerminalCore {
       .finally(() => {
         d.syncing = undefined;
       });
+  }
+
+  /** A pre-roll is kept only if the pinned server signed it for this order and this exact creative. */
+  private async onPreroll(m: ServerMessageOf<'delivery.preroll'>): Promise<void> {
+    let preroll: Preroll;
+    const creative = fromB64(m.creative);
+    try {
+      if (!this.serverPublicKey) throw new RentalError('BAD_SIGNATURE', 'no pinned server key');
+      preroll = verifyPreroll(m.preroll, creative, this.serverPublicKey, m.orderId);
+    } catch (err) {
+      return this.emit({
+        type: 'rejected',
+        orderId: m.orderId,
+        reason: `pre-roll refused: ${(err as Error).message}`,
+      });
+    }
+    const r = await this.opts.storage.rental(m.orderId);
+    if (!r || r.expired || (await this.opts.storage.preroll(m.orderId))) return;
+    await this.opts.storage.putPreroll(m.orderId, { envelope: m.preroll, creative, played: false });
+    this.emit({ type: 'preroll', orderId: m.orderId, adId: preroll.adId, text: preroll.text });
   }
 
   // ------------------------------------------------------------ licences and expiry

@@ -29,6 +29,14 @@ export interface PendingImpression {
   completed: boolean;
 }
 
+/** The pre-roll that came with a delivery, kept as received so it can be checked again before it plays. */
+export interface StoredPreroll {
+  envelope: SignedEnvelope;
+  creative: Uint8Array;
+  /** Played once to its end: the title now starts without it. */
+  played: boolean;
+}
+
 export interface TerminalState {
   highWater: number;
   /** The server's signing key, pinned at first contact. */
@@ -52,7 +60,9 @@ export interface TerminalStorage {
 
   licence(orderId: string): Promise<SignedEnvelope | undefined>;
   putLicence(orderId: string, licence: SignedEnvelope): Promise<void>;
-  /** Forget key and ciphertext; the rental record stays, marked expired. */
+  preroll(orderId: string): Promise<StoredPreroll | undefined>;
+  putPreroll(orderId: string, preroll: StoredPreroll): Promise<void>;
+  /** Forget key, ciphertext and pre-roll; the rental record stays, marked expired. */
   wipe(orderId: string): Promise<void>;
   /** Ad impressions not yet acknowledged by the server (kept across restarts and offline spells). */
   queueImpression(i: PendingImpression): Promise<void>;

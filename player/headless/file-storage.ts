@@ -11,6 +11,7 @@ import {
 } from '../../shared/crypto.ts';
 import type {
   PendingImpression,
+  StoredPreroll,
   StoredRental,
   TerminalState,
   TerminalStorage,
@@ -21,7 +22,7 @@ import type {
  * asked for (two links saving state at once must not share a temporary file, and the last word wins).
  */
 const writesInFlight = new Map<string, Promise<void>>();
-function writeAtomic(file: string, text: string, mode = 0o600): Promise<void> {
+function writeAtomic(file: string, text: string | Uint8Array, mode = 0o600): Promise<void> {
   const write = async () => {
     const tmp = `${file}.tmp`;
     const fh = await open(tmp, 'w', mode);
@@ -178,10 +179,29 @@ export class FileStorage implements TerminalStorage {
     mkdirSync(this.rentalDir(orderId), { recursive: true, mode: 0o700 });
     await writeAtomic(join(this.rentalDir(orderId), 'licence.json'), JSON.stringify(licence));
   }
+  async preroll(orderId: string): Promise<StoredPreroll | undefined> {
+    const dir = this.rentalDir(orderId);
+    const meta = await readJson<{ envelope: SignedEnvelope; played: boolean }>(join(dir, 'preroll.json'));
+    if (!meta) return undefined;
+    try {
+      return { ...meta, creative: new Uint8Array(await readFile(join(dir, 'preroll.bin'))) };
+    } catch {
+      return undefined;
+    }
+  }
+  async putPreroll(orderId: string, p: StoredPreroll) {
+    const dir = this.rentalDir(orderId);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    // The creative first: preroll.json names a pre-roll only once its bytes are in place.
+    if (!p.played) await writeAtomic(join(dir, 'preroll.bin'), p.creative);
+    await writeAtomic(join(dir, 'preroll.json'), JSON.stringify({ envelope: p.envelope, played: p.played }));
+  }
   async wipe(orderId: string) {
     const dir = this.rentalDir(orderId);
     await this.closeContent(orderId);
     await rm(join(dir, 'licence.json'), { force: true });
+    await rm(join(dir, 'preroll.json'), { force: true });
+    await rm(join(dir, 'preroll.bin'), { force: true });
     await rm(join(dir, 'content.enc'), { force: true });
     const r = await this.rental(orderId);
     if (r) await this.putRental({ ...r, expired: true, have: 0 });

@@ -6,7 +6,7 @@
  * transfer (or a restarted server) resumes where the terminal's storage left off.
  */
 import { open } from 'node:fs/promises';
-import { chunkCount, plainChunkLength } from '../../shared/crypto.ts';
+import { chunkCount, plainChunkLength, type SignedEnvelope, toB64 } from '../../shared/crypto.ts';
 import { RentalError } from '../../shared/errors.ts';
 import { LIMITS } from '../../shared/limits.ts';
 import type { ContentState } from '../../shared/protocol.ts';
@@ -25,6 +25,13 @@ export interface DeliveryInstruction {
   /** When the key is released (the window opens): lets the terminal say when it will be playable. */
   notBefore: number;
   notAfter: number;
+  /** The signed pre-roll the key server chose for this order, sent before the title (claims 14/20/26). */
+  preroll?: PrerollAttachment;
+}
+
+export interface PrerollAttachment {
+  envelope: SignedEnvelope;
+  creative: Uint8Array;
 }
 
 export interface DeliveryStatus {
@@ -44,7 +51,7 @@ interface Session {
   conn: Conn;
   have: number;
   total: number;
-  accepted?: (from: number) => void;
+  accepted?: (from: number, hasPreroll: boolean) => void;
   wake?: () => void;
   cancelled: boolean;
   lastReport: number;
@@ -90,7 +97,7 @@ export class ContentDelivery implements ContentDispatcher {
     });
     hub.handle('delivery.accept', async (conn, m) => {
       const s = this.sessionFor(conn, m.orderId);
-      s.accepted?.(m.from);
+      s.accepted?.(m.from, m.hasPreroll ?? false);
       return {};
     });
     hub.handle('delivery.progress', async (conn, m) => {
@@ -136,7 +143,7 @@ export class ContentDelivery implements ContentDispatcher {
     if (!s) return;
     s.cancelled = true;
     s.wake?.();
-    s.accepted?.(-1);
+    s.accepted?.(-1, false);
     this.sessions.delete(orderId);
   }
 
@@ -161,8 +168,12 @@ export class ContentDelivery implements ContentDispatcher {
     const chunkSize = LIMITS.chunkSize;
     const total = chunkCount(item.size, chunkSize);
     s.total = total;
+    let hasPreroll = false;
     const from = await new Promise<number>((resolve) => {
-      s.accepted = resolve;
+      s.accepted = (at, has) => {
+        hasPreroll = has;
+        resolve(at);
+      };
       setTimeout(() => resolve(-1), ACCEPT_TIMEOUT_MS).unref();
       s.conn.send({
         type: 'delivery.offer',
@@ -180,6 +191,15 @@ export class ContentDelivery implements ContentDispatcher {
     s.accepted = undefined;
     if (s.cancelled || from < 0) throw new Error('terminal did not accept the delivery');
     s.have = Math.min(from, total);
+    if (instr.preroll && !hasPreroll) {
+      // Ahead of the first chunk on the same socket, so it is stored before the title can be.
+      s.conn.send({
+        type: 'delivery.preroll',
+        orderId: instr.orderId,
+        preroll: instr.preroll.envelope,
+        creative: toB64(instr.preroll.creative),
+      });
+    }
     this.report({ orderId: instr.orderId, have: s.have, total, state: 'delivering' });
     const fh = await open(this.media.path(item.mediaFile), 'r');
     try {

@@ -86,6 +86,9 @@ export class RemoteContent implements ContentDispatcher {
       sealedKey: toB64(secretboxSeal(instr.contentKey, this.peerKey)),
       notBefore: instr.notBefore,
       notAfter: instr.notAfter,
+      ...(instr.preroll
+        ? { preroll: { envelope: instr.preroll.envelope, creative: toB64(instr.preroll.creative) } }
+        : {}),
     });
   }
 }
@@ -121,7 +124,14 @@ export class PeerClient {
         log('warn', 'peer-error', { code: m.code, message: m.message });
       } else if (m.type === 'delivery.instruct') {
         const contentKey = secretboxOpen(fromB64(m.sealedKey), this.peerKey);
-        this.delivery().instruct({ ...m, contentKey });
+        const { preroll, sealedKey: _, type: __, ...rest } = m;
+        this.delivery().instruct({
+          ...rest,
+          contentKey,
+          ...(preroll
+            ? { preroll: { envelope: preroll.envelope, creative: fromB64(preroll.creative) } }
+            : {}),
+        });
       } else if (m.type === 'delivery.cancel') {
         this.delivery().cancel(m.orderId);
       }

@@ -12,7 +12,12 @@ import { decoyHash, hashPassword, verifyPassword } from './passwords.ts';
 
 export const hashToken = (token: string) => createHash('sha256').update(token).digest('hex');
 
-const viewOf = (c: CustomerRow): CustomerView => ({ customerId: c.id, email: c.email, name: c.name });
+const viewOf = (c: CustomerRow): CustomerView => ({
+  customerId: c.id,
+  email: c.email,
+  name: c.name,
+  admin: c.role === 'admin',
+});
 
 export class Accounts {
   private readonly logins = new AttemptLimiter(
@@ -34,6 +39,7 @@ export class Accounts {
         createdAt: Date.now(),
         ageBand: m.ageBand ?? null,
         region: m.region ?? null,
+        role: 'customer',
       };
       if (!(await repo.createCustomer(row))) {
         throw new RentalError('EMAIL_TAKEN', 'an account with this e-mail already exists; sign in instead');

@@ -4,15 +4,18 @@
  * classification, or their sign-up answers before any order).
  */
 import { randomUUID } from 'node:crypto';
-import { copyFile, mkdir } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import type { Segments } from '../../shared/ad-targeting.ts';
 import { pickAd } from '../../shared/ad-targeting.ts';
 import type { Classification } from '../../shared/classification.ts';
 import { RentalError } from '../../shared/errors.ts';
+import { LIMITS } from '../../shared/limits.ts';
+import { signPreroll } from '../../shared/preroll.ts';
 import type { ConnectionHub } from '../connection-hub.ts';
+import type { PrerollAttachment } from '../content/delivery.ts';
 import { log } from '../log.ts';
-import type { AdRow, Repository } from '../store/repository.ts';
+import type { AdRow, OrderRow, Repository } from '../store/repository.ts';
 
 export const AD_CREATIVE_TYPES: Record<string, string> = {
   '.jpg': 'image/jpeg',
@@ -47,6 +50,12 @@ export async function addAd(
       `a creative must be one of ${Object.keys(AD_CREATIVE_TYPES).join(', ')}`,
     );
   if (ad.endsAt <= ad.startsAt) throw new RentalError('BAD_SCHEDULE', 'the flight must end after it starts');
+  // It travels whole inside each delivery as a pre-roll, so it is kept small.
+  if ((await stat(ad.creative)).size > LIMITS.maxCreativeBytes)
+    throw new RentalError(
+      'TOO_LARGE',
+      `a creative may be at most ${LIMITS.maxCreativeBytes / 1024 / 1024} MiB (it travels with every delivery)`,
+    );
   const adId = randomUUID();
   await mkdir(adCreativeDir(dataDir), { recursive: true });
   const creativeFile = `${adId}${ext}`;
@@ -70,6 +79,9 @@ export class AdPusher {
   constructor(
     private readonly hub: ConnectionHub,
     private readonly repo: Repository,
+    /** For pre-rolls: where creatives live, and the key that signs them. */
+    private readonly dataDir: string,
+    private readonly serverSecretKey: Uint8Array,
   ) {
     hub.on('terminal-online', (conn) => void this.pushTo(conn.terminalId as string));
     hub.handle('ad.impression', async (conn, m) => {
@@ -87,13 +99,7 @@ export class AdPusher {
       const conn = this.hub.terminal(terminalId);
       const t = conn && (await this.repo.terminalById(terminalId));
       if (!conn || !t?.customerId) return;
-      const customer = await this.repo.customerById(t.customerId);
-      const segments: Partial<Classification> = {
-        ...(customer?.ageBand ? { ageBand: customer.ageBand } : {}),
-        ...(customer?.region ? { region: customer.region } : {}),
-        ...(await this.repo.latestClassification(t.customerId)),
-      };
-      const ad = pickAd(await this.repo.ads(), segments, Date.now());
+      const ad = pickAd(await this.repo.ads(), await this.segmentsOf(t.customerId), Date.now());
       if (!ad) return;
       conn.send({
         type: 'ad.push',
@@ -105,5 +111,40 @@ export class AdPusher {
     } catch (err) {
       log('warn', 'ad-push-failed', { terminalId, error: String(err) });
     }
+  }
+
+  /**
+   * The pre-roll for an order (claims 14/20/26): an ad for the customer's segments, signed for this
+   * order, unless the title has pre-rolls turned off or no ad fits. A missing creative file means no
+   * pre-roll rather than no delivery.
+   */
+  async prerollFor(o: OrderRow): Promise<PrerollAttachment | undefined> {
+    try {
+      const item = await this.repo.catalogItem(o.itemNumber);
+      if (item?.preroll === false) return undefined;
+      const ad = pickAd(await this.repo.ads(), await this.segmentsOf(o.customerId), Date.now());
+      if (!ad) return undefined;
+      const creative = new Uint8Array(await readFile(join(adCreativeDir(this.dataDir), ad.creativeFile)));
+      if (creative.length > LIMITS.maxCreativeBytes) return undefined;
+      const envelope = signPreroll(
+        this.serverSecretKey,
+        { orderId: o.id, adId: ad.adId, text: ad.text, mimeType: ad.mimeType },
+        creative,
+      );
+      return { envelope, creative };
+    } catch (err) {
+      log('warn', 'preroll-unavailable', { orderId: o.id, error: String(err) });
+      return undefined;
+    }
+  }
+
+  /** A customer's latest classified segments, or their sign-up answers before any order. */
+  private async segmentsOf(customerId: string): Promise<Partial<Classification>> {
+    const customer = await this.repo.customerById(customerId);
+    return {
+      ...(customer?.ageBand ? { ageBand: customer.ageBand } : {}),
+      ...(customer?.region ? { region: customer.region } : {}),
+      ...(await this.repo.latestClassification(customerId)),
+    };
   }
 }

@@ -11,10 +11,10 @@ import { secretboxOpen } from '../../shared/crypto.ts';
 import { RentalError } from '../../shared/errors.ts';
 import { issueLicence } from '../../shared/licence.ts';
 import type { ConnectionHub } from '../connection-hub.ts';
-import type { ContentDispatcher, DeliveryStatus } from '../content/delivery.ts';
+import type { ContentDispatcher, DeliveryStatus, PrerollAttachment } from '../content/delivery.ts';
 import { log } from '../log.ts';
 import type { ServerIdentity } from '../server-identity.ts';
-import type { JobRow, Repository } from '../store/repository.ts';
+import type { JobRow, OrderRow, Repository } from '../store/repository.ts';
 import type { Orders } from './orders.ts';
 
 const MAX_SLEEP_MS = 30_000;
@@ -34,6 +34,9 @@ export class DeliveryQueue {
     private readonly content: ContentDispatcher,
     /** Called when a terminal acknowledged a licence (an ad goes with it). */
     private readonly afterLicence: (terminalId: string) => void = () => {},
+    /** The signed pre-roll to attach to an order's delivery, if any (claims 14/20/26). */
+    private readonly prerollFor: (o: OrderRow) => Promise<PrerollAttachment | undefined> = async () =>
+      undefined,
   ) {
     // A terminal (re)connected: what waited for it, or went to its previous connection, goes again.
     hub.on('terminal-online', (conn) => {
@@ -132,7 +135,9 @@ export class DeliveryQueue {
 
     if (job.kind === 'content') {
       await this.repo.setJobState(o.id, 'content', 'dispatched');
+      const preroll = await this.prerollFor(o);
       this.content.instruct({
+        ...(preroll ? { preroll } : {}),
         orderId: o.id,
         itemNumber: o.itemNumber,
         terminalId: o.terminalId,

@@ -43,6 +43,8 @@ export interface CustomerRow {
   region: Region | null;
   passwordHash: string;
   createdAt: number;
+  /** Admins may read analytics; granted from the CLI only. */
+  role: 'customer' | 'admin';
 }
 
 export interface TerminalRow {
@@ -70,6 +72,8 @@ export interface CatalogRow {
   size: number;
   sha256: string;
   createdAt: number;
+  /** Whether deliveries of this title carry a pre-roll (on unless turned off from the CLI). */
+  preroll?: boolean;
 }
 
 export interface OrderRow {
@@ -111,6 +115,8 @@ export interface Repository {
   createCustomer(row: CustomerRow): Promise<boolean>;
   customerByEmail(email: string): Promise<CustomerRow | undefined>;
   customerById(id: string): Promise<CustomerRow | undefined>;
+  /** False when no account has that e-mail. */
+  setCustomerRole(email: string, role: CustomerRow['role']): Promise<boolean>;
 
   createSession(tokenHash: string, customerId: string, createdAt: number, expiresAt: number): Promise<void>;
   sessionCustomer(tokenHash: string, now: number): Promise<string | undefined>;
@@ -133,6 +139,8 @@ export interface Repository {
   upsertCatalogItem(row: CatalogRow): Promise<void>;
   catalog(): Promise<CatalogRow[]>;
   catalogItem(itemNumber: number): Promise<CatalogRow | undefined>;
+  /** False when the item is not in the catalog. */
+  setCatalogPreroll(itemNumber: number, on: boolean): Promise<boolean>;
 
   /** Store the order, its jobs and its classification in one transaction: durable before we acknowledge. */
   createOrder(order: OrderRow, jobs: JobRow[], classification: Classification): Promise<void>;

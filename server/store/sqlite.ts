@@ -77,6 +77,9 @@ const MIGRATIONS: string[] = [
      impression_id TEXT PRIMARY KEY, ad_id TEXT NOT NULL REFERENCES ads(id), terminal_id TEXT NOT NULL,
      shown_at INTEGER NOT NULL, completed INTEGER NOT NULL, received_at INTEGER NOT NULL);
    CREATE INDEX impressions_ad ON impressions(ad_id);`,
+  // 7: a title can be rented without a pre-roll (claims 14/20/26); admins see analytics.
+  `ALTER TABLE catalog ADD COLUMN preroll INTEGER NOT NULL DEFAULT 1;
+   ALTER TABLE customers ADD COLUMN role TEXT NOT NULL DEFAULT 'customer';`,
 ];
 
 type Row = Record<string, unknown>;
@@ -89,6 +92,7 @@ const customerOf = (r: Row): CustomerRow => ({
   region: (r.region as CustomerRow['region']) ?? null,
   passwordHash: r.password_hash as string,
   createdAt: r.created_at as number,
+  role: r.role === 'admin' ? 'admin' : 'customer',
 });
 
 const terminalOf = (r: Row): TerminalRow => ({
@@ -116,6 +120,7 @@ const catalogOf = (r: Row): CatalogRow => ({
   size: r.size as number,
   sha256: r.sha256 as string,
   createdAt: r.created_at as number,
+  preroll: r.preroll !== 0,
 });
 
 const orderOf = (r: Row): OrderRow => ({
@@ -388,6 +393,14 @@ export class SqliteRepository implements Repository {
       c.sha256,
       c.createdAt,
     );
+  }
+  async setCatalogPreroll(itemNumber: number, on: boolean) {
+    return (
+      this.run('UPDATE catalog SET preroll = ? WHERE item_number = ?', on ? 1 : 0, itemNumber).changes > 0
+    );
+  }
+  async setCustomerRole(email: string, role: CustomerRow['role']) {
+    return this.run('UPDATE customers SET role = ? WHERE email = ?', role, email).changes > 0;
   }
   async catalog() {
     return this.all('SELECT * FROM catalog ORDER BY item_number').map(catalogOf);
