@@ -14,6 +14,7 @@ import { catalogView, MediaStore } from './content/media-store.ts';
 import { PeerClient, RemoteContent } from './content/peer-link.ts';
 import { Accounts } from './key/accounts.ts';
 import { AdPusher } from './key/ads.ts';
+import { serveAnalytics } from './key/analytics.ts';
 import { DeliveryQueue } from './key/delivery-queue.ts';
 import { Orders } from './key/orders.ts';
 import { Terminals } from './key/terminals.ts';
@@ -115,6 +116,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       opts.ordersPerMinute ?? LIMITS.ordersPerMinute,
     );
     const ads = new AdPusher(hub, repo, dataDir, identity.signSecretKey);
+    serveAnalytics(hub, repo);
     queue = new DeliveryQueue(
       hub,
       repo,

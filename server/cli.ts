@@ -2,14 +2,19 @@
  * The operator's command line (`npm run cli -- <command>`, installed as `rental`):
  * serve, ingest a title with a progress line, list the catalog.
  */
+import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { reportToCsv } from '../shared/analytics-report.ts';
 import { cryptoReady } from '../shared/crypto.ts';
 import { RentalError } from '../shared/errors.ts';
+import { LIMITS } from '../shared/limits.ts';
+import { Email, Password } from '../shared/protocol.ts';
 import { intArg, parseCli, progressLine, requireArg, runCli, UsageError } from './cli-args.ts';
 import { MediaStore } from './content/media-store.ts';
 import { addAd } from './key/ads.ts';
-import { formatImpressions, formatReport, impressionReport, rentalReport } from './key/analytics.ts';
+import { buildReport, formatImpressions, formatReport } from './key/analytics.ts';
+import { hashPassword } from './key/passwords.ts';
 import { SERVE_USAGE, serve } from './main.ts';
 import { SqliteRepository } from './store/sqlite.ts';
 
@@ -21,13 +26,20 @@ commands:
          [--codecs vp9,opus] [--data DIR]
                              add or replace a title in the catalog
   catalog [--data DIR]       list the catalog
+  catalog preroll ITEM on|off [--data DIR]
+                             attach a pre-roll ad to deliveries of a title, or not (default on)
+  admin create EMAIL [--name NAME] [--data DIR]
+                             create an admin account; the password is read from standard input
+  admin grant|revoke EMAIL [--data DIR]
+                             let an existing account open the analytics view, or stop it
   ads add --text TEXT --creative FILE [--segment ITEM=V1,V2 ...] [--from DATE] [--to DATE] [--weight N]
   ads list | ads remove AD_ID   [--data DIR]
                              the ad inventory; segments over genre, ageBand, region, dayPart,
                              lengthBand, terminalType (e.g. --segment genre=drama --segment region=west)
-  report [--days N] [--data DIR]
+  report [--days N] [--csv] [--data DIR]
                              rentals by the classification items (genre, day-part, region, age band,
-                             length, terminal type) and per day, over the last N days (default 30)
+                             length, terminal type) and per day, and ad impressions, over the last N days
+                             (default 30); --csv prints the admin view's CSV export
 
 ${SERVE_USAGE}`;
 
@@ -138,6 +150,83 @@ async function adsCommand(argv: string[]): Promise<number> {
   }
 }
 
+async function cataloguePreroll(positionals: string[], dataDir: string): Promise<number> {
+  const [sub, item, state, ...extra] = positionals;
+  if (sub !== 'preroll' || !item || (state !== 'on' && state !== 'off') || extra.length)
+    throw new UsageError('catalog takes no arguments, or: catalog preroll ITEM on|off');
+  const itemNumber = intArg(item, 'item', 1, 999_999_999) as number;
+  const repo = openRepo(dataDir);
+  try {
+    if (!(await repo.setCatalogPreroll(itemNumber, state === 'on'))) {
+      process.stderr.write(`no item ${itemNumber} in the catalog\n`);
+      return 1;
+    }
+    process.stdout.write(`item ${itemNumber}: pre-roll ${state} (for orders dispatched from now on)\n`);
+    return 0;
+  } finally {
+    await repo.close();
+  }
+}
+
+/** The first line of standard input (a password piped in, never on the command line or in history). */
+async function readLine(): Promise<string> {
+  let text = '';
+  for await (const chunk of process.stdin) {
+    text += String(chunk);
+    if (text.includes('\n') || text.length > 1024) break;
+  }
+  return text.split(/\r?\n/)[0] ?? '';
+}
+
+async function adminCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseCli(
+    argv,
+    { data: { type: 'string', default: './data' }, name: { type: 'string' } },
+    true,
+  );
+  const [sub, emailArg, ...extra] = positionals;
+  if ((sub !== 'create' && sub !== 'grant' && sub !== 'revoke') || !emailArg || extra.length)
+    throw new UsageError('admin needs create, grant or revoke, and one EMAIL');
+  const email = Email.safeParse(emailArg);
+  if (!email.success) throw new UsageError(`${JSON.stringify(emailArg)} is not an e-mail address`);
+  const repo = openRepo(values.data as string);
+  try {
+    if (sub === 'create') {
+      if (process.stdin.isTTY) process.stderr.write('password (at least 8 characters): ');
+      const password = Password.safeParse(await readLine());
+      if (!password.success)
+        throw new UsageError(
+          `the password on standard input must be ${LIMITS.minPasswordLength} to ${LIMITS.maxPasswordLength} characters`,
+        );
+      const name = String(values.name ?? 'Administrator').slice(0, LIMITS.maxNameLength);
+      const created = await repo.createCustomer({
+        id: randomUUID(),
+        email: email.data,
+        name,
+        passwordHash: await hashPassword(password.data),
+        createdAt: Date.now(),
+        ageBand: null,
+        region: null,
+        role: 'admin',
+      });
+      if (!created) {
+        process.stderr.write(`an account with ${email.data} exists already; use admin grant\n`);
+        return 1;
+      }
+      process.stdout.write(`admin ${email.data} created\n`);
+      return 0;
+    }
+    if (!(await repo.setCustomerRole(email.data, sub === 'grant' ? 'admin' : 'customer'))) {
+      process.stderr.write(`no account with ${email.data}\n`);
+      return 1;
+    }
+    process.stdout.write(`${email.data} ${sub === 'grant' ? 'is now an admin' : 'is no longer an admin'}\n`);
+    return 0;
+  } finally {
+    await repo.close();
+  }
+}
+
 function openRepo(dataDir: string) {
   mkdirSync(dataDir, { recursive: true });
   return new SqliteRepository(resolve(dataDir, 'rental.sqlite'));
@@ -219,23 +308,26 @@ async function main(argv: string[]): Promise<number | undefined> {
     const { values } = parseCli(rest, {
       data: { type: 'string', default: './data' },
       days: { type: 'string' },
+      csv: { type: 'boolean', default: false },
     });
     const days = intArg(values.days, 'days', 1, 3650) ?? 30;
     const repo = openRepo(values.data as string);
     try {
-      const rows = await repo.classifications(Date.now() - days * 86_400_000);
-      const since = Date.now() - days * 86_400_000;
-      const impressions = impressionReport(await repo.impressionRows(since));
+      const r = await buildReport(repo, days);
       process.stdout.write(
-        `Last ${days} days\n\n${formatReport(rentalReport(rows))}\n${formatImpressions(impressions)}`,
+        values.csv
+          ? reportToCsv(r)
+          : `Last ${days} days\n\n${formatReport(r.rentals)}\n${formatImpressions(r.impressions)}`,
       );
       return 0;
     } finally {
       await repo.close();
     }
   }
+  if (command === 'admin') return adminCommand(rest);
   if (command === 'catalog') {
-    const { values } = parseCli(rest, { data: { type: 'string', default: './data' } });
+    const { values, positionals } = parseCli(rest, { data: { type: 'string', default: './data' } }, true);
+    if (positionals.length > 0) return cataloguePreroll(positionals, values.data as string);
     const repo = openRepo(values.data as string);
     try {
       const items = await repo.catalog();
@@ -243,7 +335,7 @@ async function main(argv: string[]): Promise<number | undefined> {
         process.stdout.write('the catalog is empty (npm start loads the demo catalog)\n');
       for (const i of items) {
         process.stdout.write(
-          `${String(i.itemNumber).padStart(6)}  ${i.title.padEnd(30)} ${i.genre.padEnd(16)} ${(i.priceCents / 100).toFixed(2).padStart(7)}  ${(i.size / 1048576).toFixed(1)} MB\n`,
+          `${String(i.itemNumber).padStart(6)}  ${i.title.padEnd(30)} ${i.genre.padEnd(16)} ${(i.priceCents / 100).toFixed(2).padStart(7)}  ${(i.size / 1048576).toFixed(1)} MB${i.preroll === false ? '  no pre-roll' : ''}\n`,
         );
       }
       return 0;

@@ -4,6 +4,7 @@
  * JSON text frames carry control messages; binary frames carry encrypted content chunks.
  */
 import { z } from 'zod';
+import { AnalyticsReport } from './analytics-report.ts';
 import { AgeBand, Region } from './classification.ts';
 import { ERROR_CODES } from './errors.ts';
 import { LIMITS } from './limits.ts';
@@ -161,6 +162,8 @@ export const CustomerMessage = z.discriminatedUnion('type', [
   req('terminal.unlink', { terminalId: TerminalId }),
   PlaceOrder,
   req('order.list', {}),
+  /** Admins only: rentals and ad impressions over the last `days` days. */
+  req('analytics.report', { days: z.number().int().min(1).max(3650).optional() }),
   req('ping', {}),
 ]);
 export type CustomerMessage = z.infer<typeof CustomerMessage>;
@@ -243,6 +246,7 @@ export const ResultValues = {
   'terminal.unlink': z.strictObject({}),
   'order.place': z.strictObject({ order: OrderView }),
   'order.list': z.strictObject({ orders: z.array(OrderView) }),
+  'analytics.report': AnalyticsReport,
   ping: z.strictObject({ time: Epoch }),
   'terminal.auth': TerminalWelcome,
   'terminal.pairing.refresh': TerminalWelcome,

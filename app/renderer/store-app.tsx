@@ -1,4 +1,5 @@
 /** The store's frame: connection banner, navigation, and the screen for the current route. */
+import { Analytics } from './analytics.tsx';
 import { Catalog, TitlePage } from './catalog.tsx';
 import { Rentals } from './rentals.tsx';
 import { SignIn } from './sign-in.tsx';
@@ -67,6 +68,7 @@ export function StoreApp() {
           {tab('catalog', '#/', 'Films')}
           {tab('rentals', '#/rentals', active ? `My rentals (${active})` : 'My rentals')}
           {tab('terminals', '#/terminals', 'Terminals')}
+          {customer.admin && tab('analytics', '#/analytics', 'Analytics')}
         </nav>
         <div className="account">
           <span data-testid="account-name">{customer.name}</span>
@@ -84,6 +86,7 @@ export function StoreApp() {
       {route.name === 'title' && <TitlePage itemNumber={route.itemNumber} />}
       {route.name === 'rentals' && <Rentals />}
       {route.name === 'terminals' && <Terminals />}
+      {route.name === 'analytics' && <Analytics />}
     </>
   );
 }

@@ -3,6 +3,7 @@
  * restarts, reconnects with backoff, resumes the session, and applies server pushes (order progress,
  * terminal presence) as they come: the UI never polls.
  */
+import type { AnalyticsReport } from '../../shared/analytics-report.ts';
 import type { AgeBand, Region } from '../../shared/classification.ts';
 import { RentalError } from '../../shared/errors.ts';
 import type {
@@ -171,6 +172,11 @@ export class StoreSession {
     const r = await this.api().request('order.place', order);
     this.upsertOrder(r.order);
     return r.order;
+  }
+
+  /** Admins only; anyone else gets FORBIDDEN from the server. */
+  analytics(days: number): Promise<AnalyticsReport> {
+    return this.api().request('analytics.report', { days });
   }
 
   private upsertOrder(o: OrderView) {

@@ -28,13 +28,15 @@ export type Route =
   | { name: 'catalog' }
   | { name: 'title'; itemNumber: number }
   | { name: 'rentals' }
-  | { name: 'terminals' };
+  | { name: 'terminals' }
+  | { name: 'analytics' };
 
 export function parseRoute(hash: string): Route {
   const m = /^#\/title\/(\d{1,9})$/.exec(hash);
   if (m) return { name: 'title', itemNumber: Number(m[1]) };
   if (hash === '#/rentals') return { name: 'rentals' };
   if (hash === '#/terminals') return { name: 'terminals' };
+  if (hash === '#/analytics') return { name: 'analytics' };
   return { name: 'catalog' };
 }
 

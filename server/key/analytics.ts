@@ -2,17 +2,18 @@
  * Rentals counted by the classification items (claims 16/22/28), for `npm run cli -- report` and,
  * later, the admin view. Pure over the stored records.
  */
-import type { ClassificationRow, ImpressionRow } from '../store/repository.ts';
-
-export const REPORT_ITEMS = ['genre', 'dayPart', 'region', 'ageBand', 'lengthBand', 'terminalType'] as const;
-export type ReportItem = (typeof REPORT_ITEMS)[number];
-
-export interface RentalReport {
-  total: number;
-  by: Record<ReportItem, [string, number][]>;
-  /** Rentals per UTC day, oldest first. */
-  perDay: [string, number][];
-}
+import {
+  type AnalyticsReport,
+  IMPRESSION_TITLES,
+  type ImpressionItem,
+  type ImpressionReport,
+  RENTAL_TITLES,
+  REPORT_ITEMS,
+  type RentalReport,
+} from '../../shared/analytics-report.ts';
+import { RentalError } from '../../shared/errors.ts';
+import type { ConnectionHub } from '../connection-hub.ts';
+import type { ClassificationRow, ImpressionRow, Repository } from '../store/repository.ts';
 
 function counts(values: string[]): [string, number][] {
   const m = new Map<string, number>();
@@ -30,19 +31,8 @@ export function rentalReport(rows: ClassificationRow[]): RentalReport {
   return { total: rows.length, by, perDay };
 }
 
-const TITLES: Record<ReportItem, string> = {
-  genre: 'Rentals by genre',
-  dayPart: 'Rentals by day-part (when the rental starts)',
-  region: 'Rentals by region',
-  ageBand: 'Rentals by age band',
-  lengthBand: 'Rentals by rental length',
-  terminalType: 'Rentals by terminal type',
-};
-
-export type ImpressionItem = 'ad' | 'region' | 'ageBand' | 'terminalType';
-
 /** Impressions and completion rate by ad and by the viewing customer's segments. */
-export function impressionReport(rows: ImpressionRow[]): Record<ImpressionItem, [string, number, number][]> {
+export function impressionReport(rows: ImpressionRow[]): ImpressionReport {
   const group = (key: (r: ImpressionRow) => string): [string, number, number][] => {
     const m = new Map<string, [number, number]>();
     for (const r of rows) {
@@ -61,12 +51,10 @@ export function impressionReport(rows: ImpressionRow[]): Record<ImpressionItem, 
   };
 }
 
-export function formatImpressions(r: Record<ImpressionItem, [string, number, number][]>): string {
+export function formatImpressions(r: ImpressionReport): string {
   const titles: Record<ImpressionItem, string> = {
+    ...IMPRESSION_TITLES,
     ad: 'Ad impressions by ad (shown, completed, completion rate)',
-    region: 'Ad impressions by region',
-    ageBand: 'Ad impressions by age band',
-    terminalType: 'Ad impressions by terminal type',
   };
   return (Object.keys(titles) as ImpressionItem[])
     .map((k) => {
@@ -93,7 +81,34 @@ export function formatReport(r: RentalReport): string {
   };
   return [
     `Rentals: ${r.total}\n`,
-    ...REPORT_ITEMS.map((k) => table(TITLES[k], r.by[k])),
+    ...REPORT_ITEMS.map((k) => table(RENTAL_TITLES[k], r.by[k])),
     table('Rentals per day (UTC)', r.perDay),
   ].join('\n');
+}
+
+/** The whole report over the last `days` days: what the admin view draws and the CLI prints. */
+export async function buildReport(
+  repo: Repository,
+  days: number,
+  now = Date.now(),
+): Promise<AnalyticsReport> {
+  const since = now - days * 86_400_000;
+  return {
+    days,
+    generatedAt: now,
+    rentals: rentalReport(await repo.classifications(since)),
+    impressions: impressionReport(await repo.impressionRows(since)),
+  };
+}
+
+/**
+ * The admin view's data. The role is read from the database on every request, so revoking an
+ * admin (`npm run cli -- admin revoke`) takes effect at once, even on an open session.
+ */
+export function serveAnalytics(hub: ConnectionHub, repo: Repository): void {
+  hub.handle('analytics.report', async (conn, m) => {
+    const c = conn.customerId ? await repo.customerById(conn.customerId) : undefined;
+    if (c?.role !== 'admin') throw new RentalError('FORBIDDEN', 'analytics are for admin accounts only');
+    return buildReport(repo, m.days ?? 30);
+  });
 }

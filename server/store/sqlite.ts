@@ -258,7 +258,7 @@ export class SqliteRepository implements Repository {
 
   async createCustomer(c: CustomerRow) {
     const r = this.run(
-      'INSERT INTO customers (id, email, name, password_hash, created_at, age_band, region) VALUES (?,?,?,?,?,?,?) ON CONFLICT(email) DO NOTHING',
+      'INSERT INTO customers (id, email, name, password_hash, created_at, age_band, region, role) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(email) DO NOTHING',
       c.id,
       c.email,
       c.name,
@@ -266,6 +266,7 @@ export class SqliteRepository implements Repository {
       c.createdAt,
       c.ageBand,
       c.region,
+      c.role,
     );
     return r.changes === 1;
   }
