@@ -13,7 +13,7 @@ import { ContentDelivery, type ContentDispatcher, type DeliveryStatus } from './
 import { catalogView, MediaStore } from './content/media-store.ts';
 import { PeerClient, RemoteContent } from './content/peer-link.ts';
 import { Accounts } from './key/accounts.ts';
-import { AdPusher } from './key/ads.ts';
+import { AdPusher, seedDemoAd } from './key/ads.ts';
 import { serveAnalytics } from './key/analytics.ts';
 import { DeliveryQueue } from './key/delivery-queue.ts';
 import { Orders } from './key/orders.ts';
@@ -32,6 +32,8 @@ export interface ServerOptions {
   minRentalSeconds?: number;
   /** Load the demo catalog when the catalog is empty. */
   seedDemo?: boolean;
+  /** Add a demo ad (shown on idle screens and as a pre-roll) when there has never been an ad. */
+  seedDemoAd?: boolean;
   /** Content role alone: the key server to take instructions from. */
   keyServerUrl?: string;
   /** Key role alone: the content servers' WebSocket URLs, told to terminals. */
@@ -115,6 +117,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       () => queue?.poke(),
       opts.ordersPerMinute ?? LIMITS.ordersPerMinute,
     );
+    if (opts.seedDemoAd && (await seedDemoAd(repo, dataDir))) log('info', 'demo-ad-loaded', {});
     const ads = new AdPusher(hub, repo, dataDir, identity.signSecretKey);
     serveAnalytics(hub, repo);
     queue = new DeliveryQueue(

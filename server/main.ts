@@ -17,7 +17,7 @@ export const SERVE_USAGE = `usage: npm start -- [options]
   --orders-per-minute N      orders one customer may place per minute (default ${LIMITS.ordersPerMinute})
   --messages-per-second N    messages one connection may send per second (default ${LIMITS.messagesPerSecond})
   --delivery-rate KB         cap each delivery at KB kilobytes per second (default: no cap)
-  --no-demo                  do not load the demo catalog into an empty catalog
+  --no-demo                  do not load the demo catalog and demo ad into an empty store
   --no-open                  do not open the store app window (Electron) after starting`;
 
 export async function serve(argv: string[]): Promise<number | undefined> {
@@ -59,6 +59,7 @@ export async function serve(argv: string[]): Promise<number | undefined> {
     contentUrls,
     minRentalSeconds: intArg(values['min-rental-seconds'], 'min-rental-seconds', 1, LIMITS.maxRentalSeconds),
     seedDemo: !values['no-demo'],
+    seedDemoAd: !values['no-demo'],
     ordersPerMinute: intArg(values['orders-per-minute'], 'orders-per-minute', 1, 10_000_000),
     messagesPerSecond: intArg(values['messages-per-second'], 'messages-per-second', 1, 10_000_000),
     messageBurst: intArg(values['messages-per-second'], 'messages-per-second', 1, 10_000_000),

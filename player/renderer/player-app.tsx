@@ -2,8 +2,17 @@
  * The player's screens, sized for a TV across the room as much as a desktop: a large pairing code
  * until the terminal is linked, the library of rentals on this terminal, and playback.
  */
-import { createContext, useContext, useEffect, useRef, useState, useSyncExternalStore } from 'react';
+import {
+  createContext,
+  useCallback,
+  useContext,
+  useEffect,
+  useRef,
+  useState,
+  useSyncExternalStore,
+} from 'react';
 import { cipherChunkLength } from '../../shared/crypto.ts';
+import { LIMITS } from '../../shared/limits.ts';
 import { TerminalError } from '../core/terminal-core.ts';
 import { feedVideo } from './media-feed.ts';
 import type { LibraryRow, PlayerSession } from './player-session.ts';
@@ -175,6 +184,7 @@ function RentalCard({ r, onPlay }: { r: LibraryRow; onPlay: () => void }) {
 }
 
 const AD_SECONDS = 3;
+const IMAGE_PREROLL_SECONDS = LIMITS.imagePrerollSeconds;
 
 /** The pushed ad, shown while the player is idle or waiting (never over a film). */
 function AdPanel() {
@@ -237,19 +247,99 @@ function Library({ onPlay }: { onPlay: (orderId: string) => void }) {
   );
 }
 
+type Preroll = NonNullable<Awaited<ReturnType<PlayerSession['core']['pendingPreroll']>>>;
+
+/**
+ * The ad that came with the film (claims 14/20/26): it plays to its end before the title starts the
+ * first time. It cannot be skipped; leaving it means it plays again next time.
+ */
+function PrerollScreen({ preroll, onDone }: { preroll: Preroll; onDone: () => void }) {
+  const [url] = useState(() =>
+    URL.createObjectURL(new Blob([preroll.creative as Uint8Array<ArrayBuffer>], { type: preroll.mimeType })),
+  );
+  const [left, setLeft] = useState<number | null>(null);
+  const isVideo = preroll.mimeType.startsWith('video/');
+  useEffect(() => () => URL.revokeObjectURL(url), [url]);
+  // A still image stays on screen for a fixed time.
+  useEffect(() => {
+    if (isVideo) return;
+    const end = Date.now() + IMAGE_PREROLL_SECONDS * 1000;
+    const tick = () => {
+      const ms = end - Date.now();
+      if (ms <= 0) return onDone();
+      setLeft(Math.ceil(ms / 1000));
+      t = setTimeout(tick, Math.min(250, ms));
+    };
+    let t = setTimeout(tick, 0);
+    return () => clearTimeout(t);
+  }, [isVideo, onDone]);
+  return (
+    <div className="preroll" data-testid="preroll" data-ad-id={preroll.adId}>
+      <span className="ad-label">Ad · your film starts {left !== null ? `in ${left} s` : 'after this'}</span>
+      {isVideo ? (
+        <video
+          src={url}
+          autoPlay
+          muted
+          playsInline
+          onEnded={onDone}
+          onTimeUpdate={(e) => {
+            const v = e.currentTarget;
+            if (Number.isFinite(v.duration)) setLeft(Math.max(0, Math.ceil(v.duration - v.currentTime)));
+          }}
+        />
+      ) : (
+        <img src={url} alt="" />
+      )}
+      <p>{preroll.text}</p>
+    </div>
+  );
+}
+
 function Playback({ orderId, onClose }: { orderId: string; onClose: () => void }) {
   const player = usePlayer();
   const { library } = usePlayerState();
   const row = library.find((r) => r.orderId === orderId);
   const video = useRef<HTMLVideoElement>(null);
   const [message, setMessage] = useState<string | null>(null);
+  const [phase, setPhase] = useState<'checking' | 'preroll' | 'title'>('checking');
+  const [preroll, setPreroll] = useState<Preroll | null>(null);
   const now = useNow();
+  const refuse = (err: unknown) =>
+    setMessage(
+      err instanceof TerminalError
+        ? (REFUSAL[err.code] ?? err.message)
+        : `Cannot play: ${(err as Error).message}`,
+    );
+
+  // First the checks the title would fail anyway (no ad before a film that cannot play), then the ad.
+  // biome-ignore lint/correctness/useExhaustiveDependencies: keyed on the order only
+  useEffect(() => {
+    let live = true;
+    (async () => {
+      await player.core.checkPlayable(orderId);
+      const p = await player.core.pendingPreroll(orderId);
+      if (!live) return;
+      setPreroll(p ?? null);
+      setPhase(p ? 'preroll' : 'title');
+    })().catch((err) => live && refuse(err));
+    return () => {
+      live = false;
+    };
+  }, [orderId]);
+
+  const prerollDone = useCallback(() => {
+    player.core
+      .prerollPlayed(orderId)
+      .catch(() => undefined)
+      .finally(() => setPhase('title'));
+  }, [player, orderId]);
 
   // Start once per order: a library refresh (new progress, a licence) must not restart playback.
-  // biome-ignore lint/correctness/useExhaustiveDependencies: deliberately keyed on the order only
+  // biome-ignore lint/correctness/useExhaustiveDependencies: deliberately keyed on the order and phase only
   useEffect(() => {
     const v = video.current;
-    if (!v || !row) return;
+    if (!v || !row || phase !== 'title') return;
     const ctrl = new AbortController();
     let lastSaved = 0;
     const stop = (text: string) => {
@@ -293,7 +383,7 @@ function Playback({ orderId, onClose }: { orderId: string; onClose: () => void }
       v.removeEventListener('timeupdate', save);
       v.removeEventListener('pause', save);
     };
-  }, [orderId]);
+  }, [orderId, phase]);
 
   return (
     <section className="playback" data-testid="playback">
@@ -306,6 +396,9 @@ function Playback({ orderId, onClose }: { orderId: string; onClose: () => void }
       </div>
       <div className="screen">
         <video ref={video} controls muted playsInline data-testid="video" />
+        {phase === 'preroll' && preroll && !message && (
+          <PrerollScreen preroll={preroll} onDone={prerollDone} />
+        )}
         {message && (
           <div className="overlay" role="alert" data-testid="playback-message">
             {message}

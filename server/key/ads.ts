@@ -5,7 +5,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { copyFile, mkdir, readFile, stat } from 'node:fs/promises';
-import { extname, join } from 'node:path';
+import { dirname, extname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Segments } from '../../shared/ad-targeting.ts';
 import { pickAd } from '../../shared/ad-targeting.ts';
 import type { Classification } from '../../shared/classification.ts';
@@ -73,6 +74,22 @@ export async function addAd(
   };
   await repo.addAd(row);
   return row;
+}
+
+/** On a first start with the demo catalog: one short video ad for everyone, so the demo shows ads. */
+export async function seedDemoAd(repo: Repository, dataDir: string): Promise<boolean> {
+  if ((await repo.ads(true)).length > 0) return false;
+  const creative = resolve(dirname(fileURLToPath(import.meta.url)), '../../media/demo/ad-popcorn.webm');
+  const now = Date.now();
+  await addAd(repo, dataDir, {
+    text: 'Popcorn: half price tonight',
+    creative,
+    segments: {},
+    startsAt: now,
+    endsAt: now + 365 * 86_400_000,
+    weight: 1,
+  });
+  return true;
 }
 
 export class AdPusher {

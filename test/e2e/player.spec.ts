@@ -61,11 +61,11 @@ async function waitPlaying(page: Page) {
   });
 }
 
-test('store rents to the player: progress, ready, an ad on the idle screen, the video plays', async () => {
+test('store rents to the player: progress, ready, the segment ad on the idle screen, a pre-roll, then the film', async () => {
   const server = await testServer({ deliveryBytesPerSecond: 600 * 1024 });
-  await addAd(server.repo, server.dataDir, {
+  const ad = await addAd(server.repo, server.dataDir, {
     text: 'Tonight: popcorn at half price',
-    creative: 'media/demo/mandelbrot-voyage.jpg',
+    creative: 'media/demo/ad-popcorn.webm',
     segments: { genre: ['drama'] },
     startsAt: Date.now() - 1000,
     endsAt: Date.now() + 3_600_000,
@@ -102,12 +102,9 @@ test('store rents to the player: progress, ready, an ad on the idle screen, the 
   );
   // The drama rental classified this customer: the drama ad comes with the licence.
   await player.page.getByTestId('ad').getByText('popcorn at half price').waitFor();
-  assert.equal(
-    await player.page
-      .getByTestId('ad')
-      .locator('img')
-      .evaluate((i) => (i as HTMLImageElement).naturalWidth > 0),
-    true,
+  await player.page.waitForFunction(
+    () =>
+      ((document.querySelector('[data-testid="ad"] video') as HTMLVideoElement | null)?.videoWidth ?? 0) > 0,
   );
   await screenshot(player.page, 'player-03-ready');
   // Seen for three seconds: one completed impression reaches the server.
@@ -117,11 +114,37 @@ test('store rents to the player: progress, ready, an ad on the idle screen, the 
     (await server.repo.impressionCounts()).map((c) => [c.shown, c.completed]),
     [[1, 1]],
   );
+  // The pre-roll that came with the film plays first, from the terminal's own storage, then the film.
   await row.locator('button').click();
+  const preroll = player.page.getByTestId('preroll');
+  await preroll.waitFor();
+  assert.equal(await preroll.getAttribute('data-ad-id'), ad.adId);
+  await player.page.waitForFunction(
+    () =>
+      ((document.querySelector('[data-testid="preroll"] video') as HTMLVideoElement | null)?.currentTime ??
+        0) > 0.5,
+  );
+  const filmDuringAd = await player.page.evaluate(
+    () => (document.querySelector('[data-testid="video"]') as HTMLVideoElement).currentTime,
+  );
+  assert.equal(filmDuringAd, 0, 'the film waits for the pre-roll');
+  await screenshot(player.page, 'player-04-preroll');
+  await preroll.waitFor({ state: 'detached', timeout: 10_000 });
   const v = await waitPlaying(player.page);
   assert.equal(v.error, null);
   assert.ok(v.duration > 11 && v.duration < 13, `duration ${v.duration}`);
-  await screenshot(player.page, 'player-04-playing');
+  await screenshot(player.page, 'player-05-playing');
+  // The pre-roll counts as a second completed impression; played once, the film starts without it.
+  for (let i = 0; i < 60 && (await server.repo.impressionCounts())[0]?.shown !== 2; i++)
+    await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(
+    (await server.repo.impressionCounts()).map((c) => [c.shown, c.completed]),
+    [[2, 2]],
+  );
+  await player.page.getByTestId('back').click();
+  await row.locator('button').click();
+  await waitPlaying(player.page);
+  assert.equal(await preroll.count(), 0);
   assert.deepEqual(player.errors, []);
 });
 
