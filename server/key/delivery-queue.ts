@@ -10,6 +10,7 @@
 import { secretboxOpen } from '../../shared/crypto.ts';
 import { RentalError } from '../../shared/errors.ts';
 import { issueLicence } from '../../shared/licence.ts';
+import { type Cluster, LocalCluster } from '../cluster.ts';
 import type { ConnectionHub } from '../connection-hub.ts';
 import type { ContentDispatcher, DeliveryStatus, PrerollAttachment } from '../content/delivery.ts';
 import { log } from '../log.ts';
@@ -37,14 +38,20 @@ export class DeliveryQueue {
     /** The signed pre-roll to attach to an order's delivery, if any (claims 14/20/26). */
     private readonly prerollFor: (o: OrderRow) => Promise<PrerollAttachment | undefined> = async () =>
       undefined,
+    private readonly cluster: Cluster = new LocalCluster('local'),
   ) {
-    // A terminal (re)connected: what waited for it, or went to its previous connection, goes again.
-    hub.on('terminal-online', (conn) => {
+    // A terminal (re)connected here (its presence is recorded by then): what waited for it, or went
+    // to its previous connection, on whichever instance, goes again.
+    cluster.on('terminal', (payload) => {
+      const terminalId = payload.split(':')[0] as string;
+      if (!hub.terminal(terminalId)) return;
       void repo
-        .wakeTerminalJobs(conn.terminalId as string)
+        .wakeTerminalJobs(terminalId)
         .then((n) => n && this.poke())
         .catch((err) => log('error', 'queue-wake-failed', { error: String(err) }));
     });
+    // Another instance (or this one) queued jobs: look, in case they are for a terminal held here.
+    cluster.on('jobs', () => this.poke());
     hub.handle('licence.ack', async (conn, m) => {
       const o = await repo.orderById(m.orderId);
       if (!o || o.terminalId !== conn.terminalId)
@@ -61,8 +68,11 @@ export class DeliveryQueue {
   }
 
   start(): void {
-    // Nothing is in flight in a fresh process: every job is looked at again.
-    void this.repo.resetJobStates().then(() => this.poke());
+    // Nothing is in flight in a fresh process: every job is looked at again. On a shared database
+    // other instances' jobs are theirs; those of instances that died come back through recoverJobs.
+    void (this.repo.shared ? this.repo.recoverJobs(Date.now()) : this.repo.resetJobStates()).then(() =>
+      this.poke(),
+    );
   }
 
   close(): void {
@@ -103,12 +113,18 @@ export class DeliveryQueue {
     const now = Date.now();
     // Due jobs stay in the table until confirmed (a terminal may be offline for days), so each
     // look reads them again; the ones already handed off return at once.
-    const due = await this.repo.dueJobs(now, MAX_JOBS_PER_TICK);
+    const due = await this.repo.dueJobs(
+      now,
+      MAX_JOBS_PER_TICK,
+      this.cluster.instanceId,
+      this.hub.role === 'key',
+    );
     for (const job of due) {
       try {
         await this.run(job, now);
       } catch (err) {
         log('error', 'job-failed', { orderId: job.orderId, kind: job.kind, error: String(err) });
+        await this.repo.setJobState(job.orderId, job.kind, 'pending').catch(() => undefined);
       }
     }
     const next = Math.min(now + MAX_SLEEP_MS, (await this.repo.nextJobAt(now)) ?? Number.POSITIVE_INFINITY);

@@ -10,6 +10,7 @@ import { RentalError } from '../../shared/errors.ts';
 import { LIMITS } from '../../shared/limits.ts';
 import { orderTimes } from '../../shared/order-times.ts';
 import type { OrderStatus, OrderView } from '../../shared/protocol.ts';
+import { type Cluster, LocalCluster } from '../cluster.ts';
 import type { ConnectionHub } from '../connection-hub.ts';
 import { log } from '../log.ts';
 import type { JobRow, OrderRow, Repository } from '../store/repository.ts';
@@ -35,7 +36,9 @@ export class Orders {
     private readonly minPeriodSeconds: number,
     private readonly onPlaced: () => void,
     ordersPerMinute: number = LIMITS.ordersPerMinute,
+    private readonly cluster: Cluster = new LocalCluster('local'),
   ) {
+    cluster.on('order', (orderId) => void this.pushHere(orderId));
     hub.handle('order.place', async (conn, m) => {
       const customerId = conn.customerId as string;
       const now = Date.now();
@@ -126,8 +129,12 @@ export class Orders {
     };
   }
 
-  /** Tell the customer's open store apps what changed. */
+  /** Tell the customer's open store apps what changed, on every instance they are connected to. */
   async push(orderId: string): Promise<void> {
+    this.cluster.publish('order', orderId);
+  }
+
+  private async pushHere(orderId: string): Promise<void> {
     const o = await this.repo.orderById(orderId);
     if (!o) return;
     const order = await this.view(o);

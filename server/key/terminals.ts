@@ -6,6 +6,7 @@ import { randomInt } from 'node:crypto';
 import { RentalError } from '../../shared/errors.ts';
 import { LIMITS } from '../../shared/limits.ts';
 import type { TerminalView, TerminalWelcome } from '../../shared/protocol.ts';
+import { type Cluster, LocalCluster } from '../cluster.ts';
 import type { Conn, ConnectionHub } from '../connection-hub.ts';
 import { log } from '../log.ts';
 import type { Repository, TerminalRow } from '../store/repository.ts';
@@ -28,6 +29,7 @@ export class Terminals {
     private readonly repo: Repository,
     private readonly contentUrls: () => string[],
     private readonly pairingCodeTtlMs: number = LIMITS.pairingCodeTtlMs,
+    readonly cluster: Cluster = new LocalCluster('local'),
   ) {
     hub.handle('terminal.auth', async (conn, m) => {
       const terminalId = hub.authenticateTerminal(conn, m.signPublicKey, m.signature);
@@ -67,16 +69,9 @@ export class Terminals {
       }
       await repo.linkTerminal(t.id, customerId, m.name, Date.now());
       log('info', 'terminal-linked', { terminalId: t.id, customerId });
-      hub.terminal(t.id)?.send({
-        type: 'terminal.linked',
-        linked: true,
-        name: m.name,
-        pairingCode: null,
-        pairingExpiresAt: null,
-      });
-      const terminal = await this.viewOf(t.id);
-      this.pushToOwner(customerId, terminal);
-      return { terminal };
+      // The terminal may be connected to another instance: that one tells it, and the owner's apps.
+      cluster.publish('terminal', `${t.id}:link`);
+      return { terminal: await this.viewOf(t.id) };
     });
 
     hub.handle('terminal.list', async (conn) => ({
@@ -98,27 +93,45 @@ export class Terminals {
       for (const c of hub.customerConns(conn.customerId as string)) {
         c.send({ type: 'terminal.removed', terminalId: m.terminalId });
       }
-      const live = hub.terminal(m.terminalId);
-      if (live) {
-        const w = await this.welcome(m.terminalId);
-        live.send({
-          type: 'terminal.linked',
-          linked: false,
-          name: '',
-          pairingCode: w.pairingCode,
-          pairingExpiresAt: w.pairingExpiresAt,
-        });
-      }
+      cluster.publish('terminal', `${m.terminalId}:link`);
       return {};
     });
 
-    const presence = async (conn: Conn) => {
-      const t = conn.terminalId ? await repo.terminalById(conn.terminalId) : undefined;
-      if (t?.customerId) this.pushToOwner(t.customerId, this.view(t));
-    };
-    hub.on('terminal-online', (c) => void presence(c));
+    // Presence is recorded before anyone is told, so every instance reads the same answer.
+    const me = cluster.instanceId;
+    hub.on('terminal-online', (c) => {
+      const id = c.terminalId as string;
+      void repo
+        .setPresence(id, me, true, Date.now())
+        .then(() => cluster.publish('terminal', id))
+        .catch((err) => log('error', 'presence-failed', { terminalId: id, error: String(err) }));
+    });
     hub.on('terminal-offline', (c) => {
-      if (c.terminalId) void repo.touchTerminal(c.terminalId, Date.now()).then(() => presence(c));
+      const id = c.terminalId as string;
+      void repo
+        .setPresence(id, me, false, Date.now())
+        .then(() => repo.touchTerminal(id, Date.now()))
+        .then(() => cluster.publish('terminal', id))
+        .catch((err) => log('error', 'presence-failed', { terminalId: id, error: String(err) }));
+    });
+    cluster.on('terminal', (payload) => void this.onTerminalChange(payload));
+  }
+
+  /** A terminal came, went, or was linked or unlinked, on this or another instance. */
+  private async onTerminalChange(payload: string): Promise<void> {
+    const [terminalId, what] = payload.split(':') as [string, string | undefined];
+    const t = await this.repo.terminalById(terminalId);
+    if (!t) return;
+    if (t.customerId) this.pushToOwner(t.customerId, this.view(t));
+    const live = this.hub.terminal(terminalId);
+    if (what !== 'link' || !live) return;
+    const w = await this.welcome(terminalId);
+    live.send({
+      type: 'terminal.linked',
+      linked: w.linked,
+      name: w.linked ? t.name : '',
+      pairingCode: w.pairingCode,
+      pairingExpiresAt: w.pairingExpiresAt,
     });
   }
 
@@ -136,7 +149,7 @@ export class Terminals {
       terminalId: t.id,
       name: t.name,
       kind: t.kind,
-      online: this.hub.isOnline(t.id),
+      online: this.hub.isOnline(t.id) || t.online,
       linkedAt: t.linkedAt,
       lastSeenAt: t.lastSeenAt,
     };

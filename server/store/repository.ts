@@ -56,6 +56,8 @@ export interface TerminalRow {
   linkedAt: number | null;
   createdAt: number;
   lastSeenAt: number | null;
+  /** A live server instance holds a connection to it (any instance, not only this one). */
+  online: boolean;
 }
 
 export interface CatalogRow {
@@ -100,7 +102,11 @@ export interface OrderRow {
 
 export type JobKind = 'content' | 'key' | 'expire';
 /** pending: look at it when due; dispatched: handed off, awaiting confirmation; parked: waiting for its terminal. */
-export type JobState = 'pending' | 'dispatched' | 'parked';
+export type JobState = 'pending' | 'claimed' | 'dispatched' | 'parked';
+
+/** Instances record that they are alive this often; one silent for INSTANCE_LIVE_MS is taken for dead. */
+export const INSTANCE_BEAT_MS = 5_000;
+export const INSTANCE_LIVE_MS = 15_000;
 
 export interface JobRow {
   orderId: string;
@@ -111,6 +117,15 @@ export interface JobRow {
 
 export interface Repository {
   close(): Promise<void>;
+  /** True when other server instances may share this store (PostgreSQL); SQLite is one instance's. */
+  readonly shared: boolean;
+
+  /** This instance is alive (on start, then every INSTANCE_BEAT_MS). */
+  beat(instanceId: string, role: string, now: number): Promise<void>;
+  /** A connection to the terminal opened on this instance, or closed (only this instance's record). */
+  setPresence(terminalId: string, instanceId: string, online: boolean, now: number): Promise<void>;
+  /** On start of a store no other instance shares: no connection survived the previous process. */
+  clearPresence(): Promise<void>;
 
   createCustomer(row: CustomerRow): Promise<boolean>;
   customerByEmail(email: string): Promise<CustomerRow | undefined>;
@@ -122,7 +137,9 @@ export interface Repository {
   sessionCustomer(tokenHash: string, now: number): Promise<string | undefined>;
   revokeSession(tokenHash: string, now: number): Promise<void>;
 
-  upsertTerminal(row: Omit<TerminalRow, 'customerId' | 'linkedAt' | 'lastSeenAt'>): Promise<TerminalRow>;
+  upsertTerminal(
+    row: Omit<TerminalRow, 'customerId' | 'linkedAt' | 'lastSeenAt' | 'online'>,
+  ): Promise<TerminalRow>;
   terminalById(id: string): Promise<TerminalRow | undefined>;
   terminalsOfCustomer(customerId: string): Promise<TerminalRow[]>;
   linkTerminal(terminalId: string, customerId: string, name: string, now: number): Promise<void>;
@@ -172,15 +189,21 @@ export interface Repository {
   wipeOrderKey(orderId: string): Promise<void>;
 
   pendingJobs(): Promise<JobRow[]>;
-  /** Jobs whose time has come, oldest first. */
-  dueJobs(now: number, limit: number): Promise<JobRow[]>;
+  /**
+   * Take jobs whose time has come, oldest first, for this instance: each is taken by one instance
+   * only (state 'claimed'). Jobs for a terminal connected to another live instance are left to it;
+   * expiry (and content, when `contentAnywhere`: a key server with separate content servers) is anyone's.
+   */
+  dueJobs(now: number, limit: number, instanceId: string, contentAnywhere: boolean): Promise<JobRow[]>;
   /** When the next job after `after` is due, if any. */
   nextJobAt(after: number): Promise<number | undefined>;
   setJobState(orderId: string, kind: JobKind, state: JobState): Promise<void>;
   /** A terminal (re)connected: everything waiting for it or sent to its old connection is looked at again. */
   wakeTerminalJobs(terminalId: string): Promise<number>;
-  /** On start: nothing is in flight in a fresh process. */
+  /** On start of a store no other instance shares: nothing is in flight in a fresh process. */
   resetJobStates(): Promise<void>;
+  /** Jobs taken by instances that stopped beating go back to the queue; returns how many. */
+  recoverJobs(now: number): Promise<number>;
   completeJob(orderId: string, kind: JobKind): Promise<void>;
 
   /** The licence is issued once and re-sent byte for byte; never a second one with another key. */

@@ -1,171 +1,47 @@
 /** SQLite (better-sqlite3, WAL) implementation of the repository: the embedded default. */
 import Database from 'better-sqlite3';
 import type { Classification } from '../../shared/classification.ts';
-import type {
-  AdRow,
-  CatalogRow,
-  ClassificationRow,
-  CustomerRow,
-  JobKind,
-  JobRow,
-  JobState,
-  OrderRow,
-  Repository,
-  TerminalRow,
+import { migrationsFor } from './migrations.ts';
+import {
+  type AdRow,
+  type CatalogRow,
+  type CustomerRow,
+  INSTANCE_LIVE_MS,
+  type JobKind,
+  type JobRow,
+  type JobState,
+  type OrderRow,
+  type Repository,
+  type TerminalRow,
 } from './repository.ts';
-
-/** Numbered, append-only migrations. Never edit one that has shipped; add the next. */
-const MIGRATIONS: string[] = [
-  `CREATE TABLE customers (
-     id TEXT PRIMARY KEY, email TEXT NOT NULL UNIQUE, name TEXT NOT NULL,
-     password_hash TEXT NOT NULL, created_at INTEGER NOT NULL);
-   CREATE TABLE sessions (
-     token_hash TEXT PRIMARY KEY, customer_id TEXT NOT NULL REFERENCES customers(id),
-     created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, revoked_at INTEGER);
-   CREATE TABLE terminals (
-     id TEXT PRIMARY KEY, sign_public_key BLOB NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
-     customer_id TEXT REFERENCES customers(id), linked_at INTEGER,
-     created_at INTEGER NOT NULL, last_seen_at INTEGER);
-   CREATE INDEX terminals_customer ON terminals(customer_id);
-   CREATE TABLE pairing_codes (
-     code TEXT PRIMARY KEY, terminal_id TEXT NOT NULL UNIQUE REFERENCES terminals(id),
-     expires_at INTEGER NOT NULL);
-   CREATE TABLE catalog (
-     item_number INTEGER PRIMARY KEY, title TEXT NOT NULL, genre TEXT NOT NULL, year INTEGER,
-     synopsis TEXT NOT NULL, duration_s REAL NOT NULL, price_cents INTEGER NOT NULL,
-     poster_file TEXT, media_file TEXT NOT NULL, mime_type TEXT NOT NULL, size INTEGER NOT NULL,
-     sha256 TEXT NOT NULL, created_at INTEGER NOT NULL);
-   CREATE TABLE orders (
-     id TEXT PRIMARY KEY, customer_id TEXT NOT NULL REFERENCES customers(id),
-     item_number INTEGER NOT NULL REFERENCES catalog(item_number),
-     terminal_id TEXT NOT NULL REFERENCES terminals(id), period_s INTEGER NOT NULL,
-     content_at INTEGER NOT NULL, key_at INTEGER NOT NULL, not_before INTEGER NOT NULL,
-     not_after INTEGER NOT NULL, wrapped_key BLOB, content_state TEXT NOT NULL, key_state TEXT NOT NULL,
-     chunks_delivered INTEGER NOT NULL, total_chunks INTEGER NOT NULL, size INTEGER NOT NULL,
-     chunk_size INTEGER NOT NULL, price_cents INTEGER NOT NULL, created_at INTEGER NOT NULL);
-   CREATE INDEX orders_customer ON orders(customer_id, created_at);
-   CREATE TABLE jobs (
-     order_id TEXT NOT NULL REFERENCES orders(id), kind TEXT NOT NULL, run_at INTEGER NOT NULL,
-     terminal_id TEXT NOT NULL, PRIMARY KEY (order_id, kind));
-   CREATE TABLE licences (
-     order_id TEXT PRIMARY KEY REFERENCES orders(id), data TEXT NOT NULL, sig TEXT NOT NULL,
-     issued_at INTEGER NOT NULL);`,
-  // 2: the queue asks for due jobs and the next due time; without this it scans every job.
-  'CREATE INDEX jobs_run_at ON jobs(run_at);',
-  // 3: a job handed off (dispatched) or waiting for its terminal (parked) is not looked at again
-  // until something changes, so a look at the queue costs what is newly due, not what is waiting.
-  `ALTER TABLE jobs ADD COLUMN state TEXT NOT NULL DEFAULT 'pending';
-   DROP INDEX jobs_run_at;
-   CREATE INDEX jobs_due ON jobs(state, run_at);
-   CREATE INDEX jobs_terminal ON jobs(terminal_id);`,
-  // 4: customer identification information (claims 16/22/28). Append-only: rows are never updated
-  // or deleted; sign-up asks (optionally) for age band and region.
-  `ALTER TABLE customers ADD COLUMN age_band TEXT;
-   ALTER TABLE customers ADD COLUMN region TEXT;
-   CREATE TABLE classifications (
-     order_id TEXT PRIMARY KEY REFERENCES orders(id), customer_id TEXT NOT NULL REFERENCES customers(id),
-     item_number INTEGER NOT NULL, created_at INTEGER NOT NULL, genre TEXT NOT NULL, age_band TEXT NOT NULL,
-     region TEXT NOT NULL, day_part TEXT NOT NULL, length_band TEXT NOT NULL, terminal_type TEXT NOT NULL);
-   CREATE INDEX classifications_created ON classifications(created_at);`,
-  // 5: the ad inventory (claims 19/25): text, a creative file, target segments, flight dates, weight.
-  `CREATE TABLE ads (
-     id TEXT PRIMARY KEY, text TEXT NOT NULL, creative_file TEXT NOT NULL, mime_type TEXT NOT NULL,
-     segments TEXT NOT NULL, starts_at INTEGER NOT NULL, ends_at INTEGER NOT NULL, weight INTEGER NOT NULL,
-     created_at INTEGER NOT NULL, removed_at INTEGER);`,
-  // 6: ad impressions, keyed by the terminal's own impression id so a resend is counted once.
-  `CREATE TABLE impressions (
-     impression_id TEXT PRIMARY KEY, ad_id TEXT NOT NULL REFERENCES ads(id), terminal_id TEXT NOT NULL,
-     shown_at INTEGER NOT NULL, completed INTEGER NOT NULL, received_at INTEGER NOT NULL);
-   CREATE INDEX impressions_ad ON impressions(ad_id);`,
-  // 7: a title can be rented without a pre-roll (claims 14/20/26); admins see analytics.
-  `ALTER TABLE catalog ADD COLUMN preroll INTEGER NOT NULL DEFAULT 1;
-   ALTER TABLE customers ADD COLUMN role TEXT NOT NULL DEFAULT 'customer';`,
-];
-
-type Row = Record<string, unknown>;
-
-const customerOf = (r: Row): CustomerRow => ({
-  id: r.id as string,
-  email: r.email as string,
-  name: r.name as string,
-  ageBand: (r.age_band as CustomerRow['ageBand']) ?? null,
-  region: (r.region as CustomerRow['region']) ?? null,
-  passwordHash: r.password_hash as string,
-  createdAt: r.created_at as number,
-  role: r.role === 'admin' ? 'admin' : 'customer',
-});
-
-const terminalOf = (r: Row): TerminalRow => ({
-  id: r.id as string,
-  signPublicKey: new Uint8Array(r.sign_public_key as Buffer),
-  kind: r.kind as TerminalRow['kind'],
-  name: r.name as string,
-  customerId: (r.customer_id as string | null) ?? null,
-  linkedAt: (r.linked_at as number | null) ?? null,
-  createdAt: r.created_at as number,
-  lastSeenAt: (r.last_seen_at as number | null) ?? null,
-});
-
-const catalogOf = (r: Row): CatalogRow => ({
-  itemNumber: r.item_number as number,
-  title: r.title as string,
-  genre: r.genre as string,
-  year: (r.year as number | null) ?? null,
-  synopsis: r.synopsis as string,
-  durationSeconds: r.duration_s as number,
-  priceCents: r.price_cents as number,
-  posterFile: (r.poster_file as string | null) ?? null,
-  mediaFile: r.media_file as string,
-  mimeType: r.mime_type as string,
-  size: r.size as number,
-  sha256: r.sha256 as string,
-  createdAt: r.created_at as number,
-  preroll: r.preroll !== 0,
-});
-
-const orderOf = (r: Row): OrderRow => ({
-  id: r.id as string,
-  customerId: r.customer_id as string,
-  itemNumber: r.item_number as number,
-  terminalId: r.terminal_id as string,
-  periodSeconds: r.period_s as number,
-  contentAt: r.content_at as number,
-  keyAt: r.key_at as number,
-  notBefore: r.not_before as number,
-  notAfter: r.not_after as number,
-  wrappedKey: r.wrapped_key ? new Uint8Array(r.wrapped_key as Buffer) : null,
-  contentState: r.content_state as OrderRow['contentState'],
-  keyState: r.key_state as OrderRow['keyState'],
-  chunksDelivered: r.chunks_delivered as number,
-  totalChunks: r.total_chunks as number,
-  size: r.size as number,
-  chunkSize: r.chunk_size as number,
-  priceCents: r.price_cents as number,
-  createdAt: r.created_at as number,
-});
-
-const classificationOf = (r: Row): ClassificationRow => ({
-  orderId: r.order_id as string,
-  customerId: r.customer_id as string,
-  itemNumber: r.item_number as number,
-  createdAt: r.created_at as number,
-  genre: r.genre as string,
-  ageBand: r.age_band as ClassificationRow['ageBand'],
-  region: r.region as ClassificationRow['region'],
-  dayPart: r.day_part as ClassificationRow['dayPart'],
-  lengthBand: r.length_band as ClassificationRow['lengthBand'],
-  terminalType: r.terminal_type as ClassificationRow['terminalType'],
-});
-
-const jobOf = (r: Row): JobRow => ({
-  orderId: r.order_id as string,
-  kind: r.kind as JobKind,
-  runAt: r.run_at as number,
-  terminalId: r.terminal_id as string,
-});
+import {
+  adOf,
+  catalogOf,
+  classificationOf,
+  customerOf,
+  DUE_JOBS_WHERE,
+  IMPRESSION_ROWS,
+  INSERT_AD,
+  INSERT_CLASSIFICATION,
+  INSERT_CUSTOMER,
+  INSERT_IMPRESSION,
+  INSERT_INSTANCE,
+  INSERT_ORDER,
+  impressionOf,
+  jobOf,
+  orderOf,
+  RECOVER_JOBS,
+  type Row,
+  TERMINAL_SELECT,
+  terminalOf,
+  UPSERT_CATALOG,
+  UPSERT_PRESENCE,
+  UPSERT_TERMINAL,
+} from './rows.ts';
 
 export class SqliteRepository implements Repository {
   private readonly db: Database.Database;
+  readonly shared = false;
 
   constructor(file: string) {
     this.db = new Database(file);
@@ -182,9 +58,10 @@ export class SqliteRepository implements Repository {
 
   private migrate(): void {
     const version = this.db.pragma('user_version', { simple: true }) as number;
-    for (let v = version; v < MIGRATIONS.length; v++) {
+    const migrations = migrationsFor('sqlite');
+    for (let v = version; v < migrations.length; v++) {
       this.db.transaction(() => {
-        this.db.exec(MIGRATIONS[v] as string);
+        this.db.exec(migrations[v] as string);
         this.db.pragma(`user_version = ${v + 1}`);
       })();
     }
@@ -258,7 +135,7 @@ export class SqliteRepository implements Repository {
 
   async createCustomer(c: CustomerRow) {
     const r = this.run(
-      'INSERT INTO customers (id, email, name, password_hash, created_at, age_band, region, role) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(email) DO NOTHING',
+      INSERT_CUSTOMER,
       c.id,
       c.email,
       c.name,
@@ -304,26 +181,36 @@ export class SqliteRepository implements Repository {
     );
   }
 
-  async upsertTerminal(t: Omit<TerminalRow, 'customerId' | 'linkedAt' | 'lastSeenAt'>) {
-    this.run(
-      `INSERT INTO terminals (id, sign_public_key, kind, name, created_at) VALUES (?,?,?,?,?)
-       ON CONFLICT(id) DO UPDATE SET kind = excluded.kind`,
-      t.id,
-      Buffer.from(t.signPublicKey),
-      t.kind,
-      t.name,
-      t.createdAt,
-    );
-    return terminalOf(this.get('SELECT * FROM terminals WHERE id = ?', t.id) as Row);
+  async upsertTerminal(t: Omit<TerminalRow, 'customerId' | 'linkedAt' | 'lastSeenAt' | 'online'>) {
+    this.run(UPSERT_TERMINAL, t.id, Buffer.from(t.signPublicKey), t.kind, t.name, t.createdAt);
+    return (await this.terminalById(t.id)) as TerminalRow;
   }
   async terminalById(id: string) {
-    const r = this.get('SELECT * FROM terminals WHERE id = ?', id);
+    const r = this.get(`${TERMINAL_SELECT} WHERE t.id = ?`, Date.now() - INSTANCE_LIVE_MS, id);
     return r && terminalOf(r);
   }
   async terminalsOfCustomer(customerId: string) {
-    return this.all('SELECT * FROM terminals WHERE customer_id = ? ORDER BY linked_at', customerId).map(
-      terminalOf,
-    );
+    return this.all(
+      `${TERMINAL_SELECT} WHERE t.customer_id = ? ORDER BY t.linked_at`,
+      Date.now() - INSTANCE_LIVE_MS,
+      customerId,
+    ).map(terminalOf);
+  }
+
+  async beat(instanceId: string, role: string, now: number) {
+    this.run(INSERT_INSTANCE, instanceId, role, now, now);
+  }
+  async setPresence(terminalId: string, instanceId: string, online: boolean, now: number) {
+    if (online) this.run(UPSERT_PRESENCE, terminalId, instanceId, now);
+    else
+      this.run(
+        'DELETE FROM terminal_presence WHERE terminal_id = ? AND instance_id = ?',
+        terminalId,
+        instanceId,
+      );
+  }
+  async clearPresence() {
+    this.run('DELETE FROM terminal_presence');
   }
   async linkTerminal(terminalId: string, customerId: string, name: string, now: number) {
     this.run(
@@ -374,12 +261,7 @@ export class SqliteRepository implements Repository {
 
   async upsertCatalogItem(c: CatalogRow) {
     this.run(
-      `INSERT INTO catalog (item_number, title, genre, year, synopsis, duration_s, price_cents, poster_file,
-         media_file, mime_type, size, sha256, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)
-       ON CONFLICT(item_number) DO UPDATE SET title=excluded.title, genre=excluded.genre, year=excluded.year,
-         synopsis=excluded.synopsis, duration_s=excluded.duration_s, price_cents=excluded.price_cents,
-         poster_file=excluded.poster_file, media_file=excluded.media_file, mime_type=excluded.mime_type,
-         size=excluded.size, sha256=excluded.sha256`,
+      UPSERT_CATALOG,
       c.itemNumber,
       c.title,
       c.genre,
@@ -415,8 +297,7 @@ export class SqliteRepository implements Repository {
     await this.durableSoon(() => {
       this.insertOrder(o, jobs);
       this.run(
-        `INSERT INTO classifications (order_id, customer_id, item_number, created_at, genre, age_band, region,
-           day_part, length_band, terminal_type) VALUES (?,?,?,?,?,?,?,?,?,?)`,
+        INSERT_CLASSIFICATION,
         o.id,
         o.customerId,
         o.itemNumber,
@@ -437,8 +318,7 @@ export class SqliteRepository implements Repository {
   }
   async addAd(a: AdRow) {
     this.run(
-      `INSERT INTO ads (id, text, creative_file, mime_type, segments, starts_at, ends_at, weight, created_at)
-       VALUES (?,?,?,?,?,?,?,?,?)`,
+      INSERT_AD,
       a.adId,
       a.text,
       a.creativeFile,
@@ -453,20 +333,7 @@ export class SqliteRepository implements Repository {
   async ads(includeRemoved = false) {
     return this.all(
       `SELECT * FROM ads ${includeRemoved ? '' : 'WHERE removed_at IS NULL'} ORDER BY created_at`,
-    ).map(
-      (r): AdRow => ({
-        adId: r.id as string,
-        text: r.text as string,
-        creativeFile: r.creative_file as string,
-        mimeType: r.mime_type as string,
-        segments: JSON.parse(r.segments as string),
-        startsAt: r.starts_at as number,
-        endsAt: r.ends_at as number,
-        weight: r.weight as number,
-        createdAt: r.created_at as number,
-        removedAt: (r.removed_at as number | null) ?? null,
-      }),
-    );
+    ).map(adOf);
   }
   async recordImpression(i: {
     impressionId: string;
@@ -477,8 +344,7 @@ export class SqliteRepository implements Repository {
   }) {
     return (
       this.run(
-        `INSERT INTO impressions (impression_id, ad_id, terminal_id, shown_at, completed, received_at)
-         VALUES (?,?,?,?,?,?) ON CONFLICT(impression_id) DO NOTHING`,
+        INSERT_IMPRESSION,
         i.impressionId,
         i.adId,
         i.terminalId,
@@ -490,23 +356,7 @@ export class SqliteRepository implements Repository {
   }
   /** Impressions with the segments of the customer whose terminal showed them. */
   async impressionRows(since: number) {
-    return this.all(
-      `SELECT i.ad_id, i.completed, COALESCE(c.age_band, 'unknown') AS age_band, COALESCE(c.region, 'unknown') AS region,
-              COALESCE(t.kind, 'unknown') AS kind, COALESCE(a.text, '') AS text
-         FROM impressions i
-         LEFT JOIN terminals t ON t.id = i.terminal_id
-         LEFT JOIN customers c ON c.id = t.customer_id
-         LEFT JOIN ads a ON a.id = i.ad_id
-        WHERE i.shown_at >= ?`,
-      since,
-    ).map((r) => ({
-      adId: r.ad_id as string,
-      adText: r.text as string,
-      completed: (r.completed as number) === 1,
-      ageBand: r.age_band as string,
-      region: r.region as string,
-      terminalType: (r.kind as string) === 'browser' ? 'desktop' : (r.kind as string),
-    }));
+    return this.all(IMPRESSION_ROWS, since).map(impressionOf);
   }
   async impressionCounts() {
     return this.all(
@@ -536,9 +386,7 @@ export class SqliteRepository implements Repository {
 
   private insertOrder(o: OrderRow, jobs: JobRow[]) {
     this.run(
-      `INSERT INTO orders (id, customer_id, item_number, terminal_id, period_s, content_at, key_at, not_before,
-           not_after, wrapped_key, content_state, key_state, chunks_delivered, total_chunks, size, chunk_size,
-           price_cents, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+      INSERT_ORDER,
       o.id,
       o.customerId,
       o.itemNumber,
@@ -603,12 +451,29 @@ export class SqliteRepository implements Repository {
   async pendingJobs() {
     return this.all('SELECT * FROM jobs ORDER BY run_at').map(jobOf);
   }
-  async dueJobs(now: number, limit: number) {
-    return this.all(
-      "SELECT * FROM jobs WHERE state = 'pending' AND run_at <= ? ORDER BY run_at LIMIT ?",
-      now,
-      limit,
-    ).map(jobOf);
+  async dueJobs(now: number, limit: number, instanceId: string, contentAnywhere: boolean) {
+    // One writer: reading and marking in one transaction is enough to take each job once.
+    return this.db.transaction(() => {
+      const jobs = this.all(
+        `SELECT j.* FROM jobs j WHERE ${DUE_JOBS_WHERE} ORDER BY j.run_at LIMIT ?`,
+        now,
+        contentAnywhere ? 1 : 0,
+        now - INSTANCE_LIVE_MS,
+        instanceId,
+        limit,
+      ).map(jobOf);
+      for (const j of jobs)
+        this.run(
+          "UPDATE jobs SET state = 'claimed', claimed_by = ? WHERE order_id = ? AND kind = ?",
+          instanceId,
+          j.orderId,
+          j.kind,
+        );
+      return jobs;
+    })();
+  }
+  async recoverJobs(now: number) {
+    return this.run(RECOVER_JOBS, now - INSTANCE_LIVE_MS).changes;
   }
   async nextJobAt(after: number) {
     const r = this.get("SELECT MIN(run_at) AS t FROM jobs WHERE state = 'pending' AND run_at > ?", after);

@@ -1,0 +1,164 @@
+/**
+ * What both storage engines share: row mappers (column names to repository rows) and the longer SQL
+ * statements, written with ? placeholders (PostgreSQL's adapter numbers them).
+ */
+import type {
+  AdRow,
+  CatalogRow,
+  ClassificationRow,
+  CustomerRow,
+  ImpressionRow,
+  JobKind,
+  JobRow,
+  OrderRow,
+  TerminalRow,
+} from './repository.ts';
+
+export type Row = Record<string, unknown>;
+
+export const customerOf = (r: Row): CustomerRow => ({
+  id: r.id as string,
+  email: r.email as string,
+  name: r.name as string,
+  ageBand: (r.age_band as CustomerRow['ageBand']) ?? null,
+  region: (r.region as CustomerRow['region']) ?? null,
+  passwordHash: r.password_hash as string,
+  createdAt: r.created_at as number,
+  role: r.role === 'admin' ? 'admin' : 'customer',
+});
+
+export const terminalOf = (r: Row): TerminalRow => ({
+  id: r.id as string,
+  signPublicKey: new Uint8Array(r.sign_public_key as Buffer),
+  kind: r.kind as TerminalRow['kind'],
+  name: r.name as string,
+  customerId: (r.customer_id as string | null) ?? null,
+  linkedAt: (r.linked_at as number | null) ?? null,
+  createdAt: r.created_at as number,
+  lastSeenAt: (r.last_seen_at as number | null) ?? null,
+  online: Boolean(r.online),
+});
+
+export const catalogOf = (r: Row): CatalogRow => ({
+  itemNumber: r.item_number as number,
+  title: r.title as string,
+  genre: r.genre as string,
+  year: (r.year as number | null) ?? null,
+  synopsis: r.synopsis as string,
+  durationSeconds: r.duration_s as number,
+  priceCents: r.price_cents as number,
+  posterFile: (r.poster_file as string | null) ?? null,
+  mediaFile: r.media_file as string,
+  mimeType: r.mime_type as string,
+  size: r.size as number,
+  sha256: r.sha256 as string,
+  createdAt: r.created_at as number,
+  preroll: r.preroll !== 0,
+});
+
+export const orderOf = (r: Row): OrderRow => ({
+  id: r.id as string,
+  customerId: r.customer_id as string,
+  itemNumber: r.item_number as number,
+  terminalId: r.terminal_id as string,
+  periodSeconds: r.period_s as number,
+  contentAt: r.content_at as number,
+  keyAt: r.key_at as number,
+  notBefore: r.not_before as number,
+  notAfter: r.not_after as number,
+  wrappedKey: r.wrapped_key ? new Uint8Array(r.wrapped_key as Buffer) : null,
+  contentState: r.content_state as OrderRow['contentState'],
+  keyState: r.key_state as OrderRow['keyState'],
+  chunksDelivered: r.chunks_delivered as number,
+  totalChunks: r.total_chunks as number,
+  size: r.size as number,
+  chunkSize: r.chunk_size as number,
+  priceCents: r.price_cents as number,
+  createdAt: r.created_at as number,
+});
+
+export const classificationOf = (r: Row): ClassificationRow => ({
+  orderId: r.order_id as string,
+  customerId: r.customer_id as string,
+  itemNumber: r.item_number as number,
+  createdAt: r.created_at as number,
+  genre: r.genre as string,
+  ageBand: r.age_band as ClassificationRow['ageBand'],
+  region: r.region as ClassificationRow['region'],
+  dayPart: r.day_part as ClassificationRow['dayPart'],
+  lengthBand: r.length_band as ClassificationRow['lengthBand'],
+  terminalType: r.terminal_type as ClassificationRow['terminalType'],
+});
+
+export const jobOf = (r: Row): JobRow => ({
+  orderId: r.order_id as string,
+  kind: r.kind as JobKind,
+  runAt: r.run_at as number,
+  terminalId: r.terminal_id as string,
+});
+
+/** Terminals with whether a live instance holds their connection. */
+export const TERMINAL_SELECT = `SELECT t.*, EXISTS (SELECT 1 FROM terminal_presence p JOIN instances i ON i.id = p.instance_id
+    WHERE p.terminal_id = t.id AND i.beat_at > ?) AS online FROM terminals t`;
+
+/** Pending jobs this instance may take (see Repository.dueJobs); parameters: now, now - live, me, contentAnywhere, limit. */
+export const DUE_JOBS_WHERE = `j.state = 'pending' AND j.run_at <= ? AND (
+    j.kind = 'expire' OR (? AND j.kind = 'content')
+    OR NOT EXISTS (SELECT 1 FROM terminal_presence p JOIN instances i ON i.id = p.instance_id
+      WHERE p.terminal_id = j.terminal_id AND i.beat_at > ? AND p.instance_id <> ?))`;
+
+// Statements both engines run as they are.
+export const INSERT_CUSTOMER =
+  'INSERT INTO customers (id, email, name, password_hash, created_at, age_band, region, role) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(email) DO NOTHING';
+export const UPSERT_TERMINAL = `INSERT INTO terminals (id, sign_public_key, kind, name, created_at) VALUES (?,?,?,?,?)
+       ON CONFLICT(id) DO UPDATE SET kind = excluded.kind`;
+export const UPSERT_CATALOG = `INSERT INTO catalog (item_number, title, genre, year, synopsis, duration_s, price_cents, poster_file,
+         media_file, mime_type, size, sha256, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)
+       ON CONFLICT(item_number) DO UPDATE SET title=excluded.title, genre=excluded.genre, year=excluded.year,
+         synopsis=excluded.synopsis, duration_s=excluded.duration_s, price_cents=excluded.price_cents,
+         poster_file=excluded.poster_file, media_file=excluded.media_file, mime_type=excluded.mime_type,
+         size=excluded.size, sha256=excluded.sha256`;
+export const INSERT_CLASSIFICATION = `INSERT INTO classifications (order_id, customer_id, item_number, created_at, genre, age_band, region,
+           day_part, length_band, terminal_type) VALUES (?,?,?,?,?,?,?,?,?,?)`;
+export const INSERT_AD = `INSERT INTO ads (id, text, creative_file, mime_type, segments, starts_at, ends_at, weight, created_at)
+       VALUES (?,?,?,?,?,?,?,?,?)`;
+export const INSERT_IMPRESSION = `INSERT INTO impressions (impression_id, ad_id, terminal_id, shown_at, completed, received_at)
+         VALUES (?,?,?,?,?,?) ON CONFLICT(impression_id) DO NOTHING`;
+export const IMPRESSION_ROWS = `SELECT i.ad_id, i.completed, COALESCE(c.age_band, 'unknown') AS age_band, COALESCE(c.region, 'unknown') AS region,
+              COALESCE(t.kind, 'unknown') AS kind, COALESCE(a.text, '') AS text
+         FROM impressions i
+         LEFT JOIN terminals t ON t.id = i.terminal_id
+         LEFT JOIN customers c ON c.id = t.customer_id
+         LEFT JOIN ads a ON a.id = i.ad_id
+        WHERE i.shown_at >= ?`;
+export const INSERT_ORDER = `INSERT INTO orders (id, customer_id, item_number, terminal_id, period_s, content_at, key_at, not_before,
+           not_after, wrapped_key, content_state, key_state, chunks_delivered, total_chunks, size, chunk_size,
+           price_cents, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`;
+export const INSERT_INSTANCE =
+  'INSERT INTO instances (id, role, started_at, beat_at) VALUES (?,?,?,?) ON CONFLICT(id) DO UPDATE SET beat_at = excluded.beat_at';
+export const UPSERT_PRESENCE = `INSERT INTO terminal_presence (terminal_id, instance_id, since) VALUES (?,?,?)
+         ON CONFLICT(terminal_id) DO UPDATE SET instance_id = excluded.instance_id, since = excluded.since`;
+export const RECOVER_JOBS = `UPDATE jobs SET state = 'pending', claimed_by = NULL WHERE state <> 'pending' AND claimed_by IS NOT NULL
+         AND claimed_by NOT IN (SELECT id FROM instances WHERE beat_at > ?)`;
+
+export const adOf = (r: Row): AdRow => ({
+  adId: r.id as string,
+  text: r.text as string,
+  creativeFile: r.creative_file as string,
+  mimeType: r.mime_type as string,
+  segments: JSON.parse(r.segments as string),
+  startsAt: r.starts_at as number,
+  endsAt: r.ends_at as number,
+  weight: r.weight as number,
+  createdAt: r.created_at as number,
+  removedAt: (r.removed_at as number | null) ?? null,
+});
+
+export const impressionOf = (r: Row): ImpressionRow => ({
+  adId: r.ad_id as string,
+  adText: r.text as string,
+  completed: Number(r.completed) === 1,
+  ageBand: r.age_band as string,
+  region: r.region as string,
+  terminalType: (r.kind as string) === 'browser' ? 'desktop' : (r.kind as string),
+});
