@@ -11,7 +11,8 @@ import { LIMITS } from '../shared/limits.ts';
 import { type Conn, ConnectionHub, type Role } from './connection-hub.ts';
 import { ContentDelivery, type ContentDispatcher, type DeliveryStatus } from './content/delivery.ts';
 import { catalogView, MediaStore } from './content/media-store.ts';
-import { PeerClient, RemoteContent } from './content/peer-link.ts';
+import { KeyServerLinks, RemoteContent } from './content/peer-link.ts';
+import { InstanceBeat } from './instance-beat.ts';
 import { Accounts } from './key/accounts.ts';
 import { AdPusher, seedDemoAd } from './key/ads.ts';
 import { serveAnalytics } from './key/analytics.ts';
@@ -20,7 +21,8 @@ import { Orders } from './key/orders.ts';
 import { Terminals } from './key/terminals.ts';
 import { log } from './log.ts';
 import { loadServerIdentity } from './server-identity.ts';
-import { SqliteRepository } from './store/sqlite.ts';
+import { openStore } from './store/open-store.ts';
+import type { Repository } from './store/repository.ts';
 import { type UiName, uiBundle } from './ui-bundles.ts';
 
 export interface ServerOptions {
@@ -34,8 +36,8 @@ export interface ServerOptions {
   seedDemo?: boolean;
   /** Add a demo ad (shown on idle screens and as a pre-roll) when there has never been an ad. */
   seedDemoAd?: boolean;
-  /** Content role alone: the key server to take instructions from. */
-  keyServerUrl?: string;
+  /** Content role alone: the key servers to take instructions from (every key instance). */
+  keyServerUrls?: string[];
   /** Key role alone: the content servers' WebSocket URLs, told to terminals. */
   contentUrls?: string[];
   connectionsPerIp?: number;
@@ -48,6 +50,8 @@ export interface ServerOptions {
   deliveryBytesPerSecond?: number;
   /** How long a pairing code stays valid (tests shorten it). */
   pairingCodeTtlMs?: number;
+  /** postgres://… to share a PostgreSQL database with other instances; SQLite in the data folder if unset. */
+  databaseUrl?: string;
 }
 
 export interface RunningServer {
@@ -58,7 +62,7 @@ export interface RunningServer {
   port: number;
   role: Role;
   hub: ConnectionHub;
-  repo: SqliteRepository;
+  repo: Repository;
   media: MediaStore;
   close(): Promise<void>;
 }
@@ -69,7 +73,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const dataDir = resolve(opts.dataDir);
   mkdirSync(dataDir, { recursive: true });
   const identity = loadServerIdentity(dataDir);
-  const repo = new SqliteRepository(join(dataDir, 'rental.sqlite'));
+  const { repo, cluster } = await openStore(dataDir, opts.databaseUrl);
+  const beats = new InstanceBeat(repo, cluster.instanceId, role);
+  await beats.start();
   const media = new MediaStore(dataDir, repo);
   if (opts.seedDemo ?? true) {
     const n = await media.seedDemoCatalog();
@@ -88,7 +94,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   hub.handle('catalog.list', async () => ({ items: (await repo.catalog()).map(catalogView) }));
 
   let queue: DeliveryQueue | undefined;
-  let peer: PeerClient | undefined;
+  let peer: KeyServerLinks | undefined;
   let local: ContentDelivery | undefined;
   const onStatus = (s: DeliveryStatus) => {
     if (queue) void queue.onContentStatus(s);
@@ -97,14 +103,14 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   if (role !== 'key') local = new ContentDelivery(hub, repo, media, onStatus, opts.deliveryBytesPerSecond);
 
   if (role === 'content') {
-    if (!opts.keyServerUrl) throw new Error('--role content needs --key-server ws://HOST:PORT/ws');
+    if (!opts.keyServerUrls?.length) throw new Error('--role content needs --key-server ws://HOST:PORT/ws');
     hub.handle('terminal.auth', async (conn: Conn, m) => {
       const terminalId = hub.authenticateTerminal(conn, m.signPublicKey, m.signature);
       return { terminalId, linked: false, pairingCode: null, pairingExpiresAt: null, contentUrls: [] };
     });
-    peer = new PeerClient(opts.keyServerUrl, identity.peerKey, () => local as ContentDelivery);
+    peer = new KeyServerLinks(opts.keyServerUrls, identity.peerKey, () => local as ContentDelivery);
   } else {
-    const terminals = new Terminals(hub, repo, () => opts.contentUrls ?? [], opts.pairingCodeTtlMs);
+    const terminals = new Terminals(hub, repo, () => opts.contentUrls ?? [], opts.pairingCodeTtlMs, cluster);
     new Accounts(hub, repo);
     const dispatcher: ContentDispatcher =
       role === 'all' ? (local as ContentDelivery) : new RemoteContent(hub, identity.peerKey, onStatus);
@@ -114,8 +120,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       terminals,
       identity.storageKey,
       opts.minRentalSeconds ?? LIMITS.defaultMinRentalSeconds,
-      () => queue?.poke(),
+      () => cluster.publish('jobs', ''),
       opts.ordersPerMinute ?? LIMITS.ordersPerMinute,
+      cluster,
     );
     if (opts.seedDemoAd && (await seedDemoAd(repo, dataDir))) log('info', 'demo-ad-loaded', {});
     const ads = new AdPusher(hub, repo, dataDir, identity.signSecretKey);
@@ -128,7 +135,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       dispatcher,
       (terminalId) => void ads.pushTo(terminalId),
       (o) => ads.prerollFor(o),
+      cluster,
     );
+    beats.onRecovered = () => cluster.publish('jobs', '');
   }
 
   await new Promise<void>((ok, fail) => {
@@ -153,9 +162,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     async close() {
       queue?.close();
       peer?.close();
+      beats.stop();
       await hub.close();
       http.closeAllConnections();
       await new Promise<void>((ok) => http.close(() => ok()));
+      await cluster.close();
       await repo.close();
     },
   };
@@ -173,7 +184,7 @@ async function serveHttp(
   res: ServerResponse,
   role: Role,
   media: MediaStore,
-  repo: SqliteRepository,
+  repo: Repository,
   hubRef: { hub?: ConnectionHub },
 ): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://local');

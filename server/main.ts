@@ -10,7 +10,10 @@ export const SERVE_USAGE = `usage: npm start -- [options]
   --host HOST                address to listen on (default 127.0.0.1)
   --port N                   port (default 8080, or $PORT; 0 picks a free one)
   --role all|key|content     run both roles (default) or one of them
-  --key-server URL           with --role content: the key server's ws://HOST:PORT/ws
+  --key-server URL           with --role content: a key server's ws://HOST:PORT/ws (repeatable:
+                             one per key-server instance sharing a PostgreSQL database)
+  --database-url URL         PostgreSQL (postgres://USER:PASSWORD@HOST:PORT/DB) shared with other
+                             instances; default $DATABASE_URL, else SQLite in the data folder
   --content-url URL          with --role key: a content server terminals should use (repeatable)
   --min-rental-seconds N     shortest rental accepted (default ${LIMITS.defaultMinRentalSeconds})
   --connections-per-ip N     open connections allowed from one address (default ${LIMITS.connectionsPerIp})
@@ -26,7 +29,8 @@ export async function serve(argv: string[]): Promise<number | undefined> {
     host: { type: 'string', default: '127.0.0.1' },
     port: { type: 'string', default: process.env.PORT ?? '8080' },
     role: { type: 'string', default: 'all' },
-    'key-server': { type: 'string' },
+    'key-server': { type: 'string', multiple: true },
+    'database-url': { type: 'string' },
     'content-url': { type: 'string', multiple: true },
     'min-rental-seconds': { type: 'string' },
     'delivery-rate': { type: 'string' },
@@ -45,8 +49,16 @@ export async function serve(argv: string[]): Promise<number | undefined> {
   if (role !== 'all' && role !== 'key' && role !== 'content') {
     throw new UsageError(`--role must be all, key or content (got ${JSON.stringify(role)})`);
   }
-  const keyServerUrl = wsUrlArg(values['key-server'], 'key-server');
-  if (role === 'content' && !keyServerUrl) throw new UsageError('--role content needs --key-server');
+  const keyServerUrls = ((values['key-server'] as string[] | undefined) ?? []).map(
+    (u) => wsUrlArg(u, 'key-server') as string,
+  );
+  if (role === 'content' && keyServerUrls.length === 0)
+    throw new UsageError('--role content needs --key-server');
+  const databaseUrl = (values['database-url'] as string | undefined) ?? process.env.DATABASE_URL;
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\/\S+$/.test(databaseUrl))
+    throw new UsageError(
+      '--database-url (or DATABASE_URL) must look like postgres://USER:PASSWORD@HOST:PORT/DB',
+    );
   const contentUrls = ((values['content-url'] as string[] | undefined) ?? []).map(
     (u) => wsUrlArg(u, 'content-url') as string,
   );
@@ -55,8 +67,9 @@ export async function serve(argv: string[]): Promise<number | undefined> {
     host: values.host as string,
     port: intArg(values.port, 'port', 0, 65535),
     role,
-    keyServerUrl,
+    keyServerUrls,
     contentUrls,
+    databaseUrl,
     minRentalSeconds: intArg(values['min-rental-seconds'], 'min-rental-seconds', 1, LIMITS.maxRentalSeconds),
     seedDemo: !values['no-demo'],
     seedDemoAd: !values['no-demo'],

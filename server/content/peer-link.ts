@@ -104,7 +104,13 @@ export class PeerClient {
     private readonly url: string,
     private readonly peerKey: Uint8Array,
     private readonly delivery: () => ContentDelivery,
+    /** An instruction for this order came over this link (its reports go back the same way). */
+    private readonly onInstructed: (orderId: string) => void = () => {},
   ) {}
+
+  get connected(): boolean {
+    return this.ws?.readyState === WebSocket.OPEN;
+  }
 
   start(): void {
     if (this.closed) return;
@@ -124,6 +130,7 @@ export class PeerClient {
         log('warn', 'peer-error', { code: m.code, message: m.message });
       } else if (m.type === 'delivery.instruct') {
         const contentKey = secretboxOpen(fromB64(m.sealedKey), this.peerKey);
+        this.onInstructed(m.orderId);
         const { preroll, sealedKey: _, type: __, ...rest } = m;
         this.delivery().instruct({
           ...rest,
@@ -152,6 +159,40 @@ export class PeerClient {
   close(): void {
     this.closed = true;
     this.ws?.close();
+  }
+}
+
+/**
+ * Content-server side with several key-server instances (on a shared PostgreSQL database any of
+ * them may instruct): one link to each, and each order's progress goes back to the instance that
+ * sent it, or to any connected one if that instance is gone (they share the order records).
+ */
+export class KeyServerLinks {
+  private readonly links: PeerClient[];
+  private readonly origin = new Map<string, PeerClient>();
+
+  constructor(urls: string[], peerKey: Uint8Array, delivery: () => ContentDelivery) {
+    this.links = urls.map((url) => {
+      const link: PeerClient = new PeerClient(url, peerKey, delivery, (orderId) =>
+        this.origin.set(orderId, link),
+      );
+      return link;
+    });
+  }
+
+  start(): void {
+    for (const l of this.links) l.start();
+  }
+
+  report(s: DeliveryStatus): void {
+    const from = this.origin.get(s.orderId);
+    const link = from?.connected ? from : this.links.find((l) => l.connected);
+    link?.report(s);
+    if (s.state === 'delivered') this.origin.delete(s.orderId);
+  }
+
+  close(): void {
+    for (const l of this.links) l.close();
   }
 }
 

@@ -2,6 +2,7 @@
  * What both storage engines share: row mappers (column names to repository rows) and the longer SQL
  * statements, written with ? placeholders (PostgreSQL's adapter numbers them).
  */
+import type { Classification } from '../../shared/classification.ts';
 import type {
   AdRow,
   CatalogRow,
@@ -162,3 +163,86 @@ export const impressionOf = (r: Row): ImpressionRow => ({
   region: r.region as string,
   terminalType: (r.kind as string) === 'browser' ? 'desktop' : (r.kind as string),
 });
+
+// Parameters, in the order the statements above take them.
+export const customerParams = (c: CustomerRow) => [
+  c.id,
+  c.email,
+  c.name,
+  c.passwordHash,
+  c.createdAt,
+  c.ageBand,
+  c.region,
+  c.role,
+];
+export const catalogParams = (c: CatalogRow) => [
+  c.itemNumber,
+  c.title,
+  c.genre,
+  c.year,
+  c.synopsis,
+  c.durationSeconds,
+  c.priceCents,
+  c.posterFile,
+  c.mediaFile,
+  c.mimeType,
+  c.size,
+  c.sha256,
+  c.createdAt,
+];
+export const orderParams = (o: OrderRow) => [
+  o.id,
+  o.customerId,
+  o.itemNumber,
+  o.terminalId,
+  o.periodSeconds,
+  o.contentAt,
+  o.keyAt,
+  o.notBefore,
+  o.notAfter,
+  o.wrappedKey && Buffer.from(o.wrappedKey),
+  o.contentState,
+  o.keyState,
+  o.chunksDelivered,
+  o.totalChunks,
+  o.size,
+  o.chunkSize,
+  o.priceCents,
+  o.createdAt,
+];
+export const classificationParams = (o: OrderRow, c: Classification) => [
+  o.id,
+  o.customerId,
+  o.itemNumber,
+  o.createdAt,
+  c.genre,
+  c.ageBand,
+  c.region,
+  c.dayPart,
+  c.lengthBand,
+  c.terminalType,
+];
+export const adParams = (a: AdRow) => [
+  a.adId,
+  a.text,
+  a.creativeFile,
+  a.mimeType,
+  JSON.stringify(a.segments),
+  a.startsAt,
+  a.endsAt,
+  a.weight,
+  a.createdAt,
+];
+export const impressionParams = (i: {
+  impressionId: string;
+  adId: string;
+  terminalId: string;
+  shownAt: number;
+  completed: boolean;
+}) => [i.impressionId, i.adId, i.terminalId, i.shownAt, i.completed ? 1 : 0, Date.now()];
+
+/** A classification row without its keys: the customer's latest segments. */
+export function segmentsOf(r: ClassificationRow): Classification {
+  const { orderId: _o, customerId: _c, itemNumber: _i, createdAt: _t, ...classification } = r;
+  return classification;
+}

@@ -16,9 +16,13 @@ import {
 } from './repository.ts';
 import {
   adOf,
+  adParams,
   catalogOf,
+  catalogParams,
   classificationOf,
+  classificationParams,
   customerOf,
+  customerParams,
   DUE_JOBS_WHERE,
   IMPRESSION_ROWS,
   INSERT_AD,
@@ -28,10 +32,13 @@ import {
   INSERT_INSTANCE,
   INSERT_ORDER,
   impressionOf,
+  impressionParams,
   jobOf,
   orderOf,
+  orderParams,
   RECOVER_JOBS,
   type Row,
+  segmentsOf,
   TERMINAL_SELECT,
   terminalOf,
   UPSERT_CATALOG,
@@ -134,17 +141,7 @@ export class SqliteRepository implements Repository {
   }
 
   async createCustomer(c: CustomerRow) {
-    const r = this.run(
-      INSERT_CUSTOMER,
-      c.id,
-      c.email,
-      c.name,
-      c.passwordHash,
-      c.createdAt,
-      c.ageBand,
-      c.region,
-      c.role,
-    );
+    const r = this.run(INSERT_CUSTOMER, ...customerParams(c));
     return r.changes === 1;
   }
   async customerByEmail(email: string) {
@@ -260,22 +257,7 @@ export class SqliteRepository implements Repository {
   }
 
   async upsertCatalogItem(c: CatalogRow) {
-    this.run(
-      UPSERT_CATALOG,
-      c.itemNumber,
-      c.title,
-      c.genre,
-      c.year,
-      c.synopsis,
-      c.durationSeconds,
-      c.priceCents,
-      c.posterFile,
-      c.mediaFile,
-      c.mimeType,
-      c.size,
-      c.sha256,
-      c.createdAt,
-    );
+    this.run(UPSERT_CATALOG, ...catalogParams(c));
   }
   async setCatalogPreroll(itemNumber: number, on: boolean) {
     return (
@@ -296,19 +278,7 @@ export class SqliteRepository implements Repository {
   async createOrder(o: OrderRow, jobs: JobRow[], c: Classification) {
     await this.durableSoon(() => {
       this.insertOrder(o, jobs);
-      this.run(
-        INSERT_CLASSIFICATION,
-        o.id,
-        o.customerId,
-        o.itemNumber,
-        o.createdAt,
-        c.genre,
-        c.ageBand,
-        c.region,
-        c.dayPart,
-        c.lengthBand,
-        c.terminalType,
-      );
+      this.run(INSERT_CLASSIFICATION, ...classificationParams(o, c));
     });
   }
   async classifications(since: number) {
@@ -317,18 +287,7 @@ export class SqliteRepository implements Repository {
     );
   }
   async addAd(a: AdRow) {
-    this.run(
-      INSERT_AD,
-      a.adId,
-      a.text,
-      a.creativeFile,
-      a.mimeType,
-      JSON.stringify(a.segments),
-      a.startsAt,
-      a.endsAt,
-      a.weight,
-      a.createdAt,
-    );
+    this.run(INSERT_AD, ...adParams(a));
   }
   async ads(includeRemoved = false) {
     return this.all(
@@ -342,17 +301,7 @@ export class SqliteRepository implements Repository {
     shownAt: number;
     completed: boolean;
   }) {
-    return (
-      this.run(
-        INSERT_IMPRESSION,
-        i.impressionId,
-        i.adId,
-        i.terminalId,
-        i.shownAt,
-        i.completed ? 1 : 0,
-        Date.now(),
-      ).changes === 1
-    );
+    return this.run(INSERT_IMPRESSION, ...impressionParams(i)).changes === 1;
   }
   /** Impressions with the segments of the customer whose terminal showed them. */
   async impressionRows(since: number) {
@@ -373,39 +322,11 @@ export class SqliteRepository implements Repository {
       'SELECT * FROM classifications WHERE customer_id = ? ORDER BY created_at DESC LIMIT 1',
       customerId,
     );
-    if (!r) return undefined;
-    const {
-      orderId: _o,
-      customerId: _c,
-      itemNumber: _i,
-      createdAt: _t,
-      ...classification
-    } = classificationOf(r);
-    return classification;
+    return r && segmentsOf(classificationOf(r));
   }
 
   private insertOrder(o: OrderRow, jobs: JobRow[]) {
-    this.run(
-      INSERT_ORDER,
-      o.id,
-      o.customerId,
-      o.itemNumber,
-      o.terminalId,
-      o.periodSeconds,
-      o.contentAt,
-      o.keyAt,
-      o.notBefore,
-      o.notAfter,
-      o.wrappedKey && Buffer.from(o.wrappedKey),
-      o.contentState,
-      o.keyState,
-      o.chunksDelivered,
-      o.totalChunks,
-      o.size,
-      o.chunkSize,
-      o.priceCents,
-      o.createdAt,
-    );
+    this.run(INSERT_ORDER, ...orderParams(o));
     for (const j of jobs) {
       this.run(
         'INSERT INTO jobs (order_id, kind, run_at, terminal_id) VALUES (?,?,?,?)',
