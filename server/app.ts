@@ -57,6 +57,8 @@ export interface ServerOptions {
 export interface RunningServer {
   /** The resolved data folder (database, media, keys). */
   dataDir: string;
+  /** The PostgreSQL database it uses, if not SQLite. */
+  databaseUrl?: string;
   url: string;
   wsUrl: string;
   port: number;
@@ -97,7 +99,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   let peer: KeyServerLinks | undefined;
   let local: ContentDelivery | undefined;
   const onStatus = (s: DeliveryStatus) => {
-    if (queue) void queue.onContentStatus(s);
+    if (queue)
+      queue.onContentStatus(s).catch((err) => log('warn', 'content-status-failed', { error: String(err) }));
     else peer?.report(s);
   };
   if (role !== 'key') local = new ContentDelivery(hub, repo, media, onStatus, opts.deliveryBytesPerSecond);
@@ -152,6 +155,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
 
   return {
     dataDir,
+    ...(opts.databaseUrl ? { databaseUrl: opts.databaseUrl } : {}),
     url: `http://${hostPart}:${port}/`,
     wsUrl: `ws://${hostPart}:${port}/ws`,
     port,
@@ -160,7 +164,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     repo,
     media,
     async close() {
-      queue?.close();
+      await queue?.close();
       peer?.close();
       beats.stop();
       await hub.close();

@@ -16,7 +16,8 @@ import { addAd } from './key/ads.ts';
 import { buildReport, formatImpressions, formatReport } from './key/analytics.ts';
 import { hashPassword } from './key/passwords.ts';
 import { SERVE_USAGE, serve } from './main.ts';
-import { SqliteRepository } from './store/sqlite.ts';
+import { openRepository } from './store/open-store.ts';
+import type { Repository } from './store/repository.ts';
 
 const USAGE = `usage: npm run cli -- <command> [options]
 commands:
@@ -81,7 +82,7 @@ async function adsCommand(argv: string[]): Promise<number> {
   );
   if (sub !== 'add' && sub !== 'list' && sub !== 'remove')
     throw new UsageError('ads needs add, list or remove');
-  const repo = openRepo(values.data as string);
+  const repo = await openRepo(values.data as string);
   try {
     if (sub === 'add') {
       const text = requireArg(values.text, 'text').trim();
@@ -155,7 +156,7 @@ async function cataloguePreroll(positionals: string[], dataDir: string): Promise
   if (sub !== 'preroll' || !item || (state !== 'on' && state !== 'off') || extra.length)
     throw new UsageError('catalog takes no arguments, or: catalog preroll ITEM on|off');
   const itemNumber = intArg(item, 'item', 1, 999_999_999) as number;
-  const repo = openRepo(dataDir);
+  const repo = await openRepo(dataDir);
   try {
     if (!(await repo.setCatalogPreroll(itemNumber, state === 'on'))) {
       process.stderr.write(`no item ${itemNumber} in the catalog\n`);
@@ -189,7 +190,7 @@ async function adminCommand(argv: string[]): Promise<number> {
     throw new UsageError('admin needs create, grant or revoke, and one EMAIL');
   const email = Email.safeParse(emailArg);
   if (!email.success) throw new UsageError(`${JSON.stringify(emailArg)} is not an e-mail address`);
-  const repo = openRepo(values.data as string);
+  const repo = await openRepo(values.data as string);
   try {
     if (sub === 'create') {
       if (process.stdin.isTTY) process.stderr.write('password (at least 8 characters): ');
@@ -227,9 +228,10 @@ async function adminCommand(argv: string[]): Promise<number> {
   }
 }
 
-function openRepo(dataDir: string) {
+/** The store the server uses: PostgreSQL at $DATABASE_URL if set, else SQLite in the data folder. */
+function openRepo(dataDir: string): Promise<Repository> {
   mkdirSync(dataDir, { recursive: true });
-  return new SqliteRepository(resolve(dataDir, 'rental.sqlite'));
+  return openRepository(resolve(dataDir), process.env.DATABASE_URL || undefined);
 }
 
 async function main(argv: string[]): Promise<number | undefined> {
@@ -279,7 +281,7 @@ async function main(argv: string[]): Promise<number | undefined> {
       codecs: codecsArg(values.codecs),
     };
     await cryptoReady();
-    const repo = openRepo(values.data as string);
+    const repo = await openRepo(values.data as string);
     try {
       const store = new MediaStore(values.data as string, repo);
       process.stderr.write(`checking ${file}: decoding it once to catch corrupt or truncated media\n`);
@@ -311,7 +313,7 @@ async function main(argv: string[]): Promise<number | undefined> {
       csv: { type: 'boolean', default: false },
     });
     const days = intArg(values.days, 'days', 1, 3650) ?? 30;
-    const repo = openRepo(values.data as string);
+    const repo = await openRepo(values.data as string);
     try {
       const r = await buildReport(repo, days);
       process.stdout.write(
@@ -328,7 +330,7 @@ async function main(argv: string[]): Promise<number | undefined> {
   if (command === 'catalog') {
     const { values, positionals } = parseCli(rest, { data: { type: 'string', default: './data' } }, true);
     if (positionals.length > 0) return cataloguePreroll(positionals, values.data as string);
-    const repo = openRepo(values.data as string);
+    const repo = await openRepo(values.data as string);
     try {
       const items = await repo.catalog();
       if (items.length === 0)

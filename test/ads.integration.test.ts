@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, test } from 'node:test';
 import { addAd } from '../server/key/ads.ts';
-import { cleanup, linkedPair, sleep, terminal, testServer } from './harness.ts';
+import { cleanup, linkedPair, sleep, storeEnv, terminal, testServer } from './harness.ts';
 
 afterEach(cleanup);
 
@@ -108,6 +108,7 @@ test('impressions survive an offline terminal and are counted once', async () =>
   const { spawnSync } = await import('node:child_process');
   const r = spawnSync(process.execPath, ['--import', 'tsx', 'server/cli.ts', 'report', '--data', dataDir], {
     encoding: 'utf8',
+    env: storeEnv(server),
   });
   assert.equal(r.status, 0, r.stderr);
   assert.match(

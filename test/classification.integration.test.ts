@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { afterEach, test } from 'node:test';
 import { RentalClient } from '../shared/rental-client.ts';
-import { cleanup, socket, terminal, testServer } from './harness.ts';
+import { cleanup, socket, storeEnv, terminal, testServer } from './harness.ts';
 
 afterEach(cleanup);
 
@@ -81,7 +81,7 @@ test('each order is classified and stored with it; the report counts by every it
   const report = spawnSync(
     process.execPath,
     ['--import', 'tsx', 'server/cli.ts', 'report', '--data', dataDir],
-    { encoding: 'utf8' },
+    { encoding: 'utf8', env: storeEnv(server) },
   );
   assert.equal(report.status, 0, report.stderr);
   assert.match(report.stdout, /Rentals: 3/);

@@ -18,6 +18,7 @@ import {
   toB64,
 } from '../shared/crypto.ts';
 import { RentalClient, type SocketLike } from '../shared/rental-client.ts';
+import { freshDatabase, PG_URL } from './pg-databases.ts';
 
 setQuietLogs(true);
 
@@ -39,13 +40,24 @@ export function tempDir(prefix = 'rd-test-'): string {
   return dir;
 }
 
+/**
+ * A server on SQLite, or, when TEST_DATABASE_URL is set (`npm run test:pg`), on a fresh PostgreSQL
+ * database: the same integration suites run against both engines.
+ */
 export async function testServer(opts: Partial<ServerOptions> = {}): Promise<RunningServer> {
   await cryptoReady();
+  let databaseUrl = opts.databaseUrl;
+  if (databaseUrl === undefined && PG_URL && opts.role !== 'content') {
+    const db = await freshDatabase();
+    cleanups.push(db.drop);
+    databaseUrl = db.url;
+  }
   const server = await startServer({
     dataDir: opts.dataDir ?? tempDir(),
     port: 0,
     minRentalSeconds: 1,
     ...opts,
+    ...(databaseUrl ? { databaseUrl } : {}),
   });
   let closed = false;
   const close = server.close.bind(server);
@@ -158,6 +170,12 @@ export async function collect(core: TerminalCore, orderId: string): Promise<Buff
     parts.push(p);
   });
   return Buffer.concat(parts);
+}
+
+/** Environment for a CLI run against a test server's store (its PostgreSQL database, or SQLite). */
+export function storeEnv(server: { databaseUrl?: string }): NodeJS.ProcessEnv {
+  const { DATABASE_URL: _, ...env } = process.env;
+  return server.databaseUrl ? { ...env, DATABASE_URL: server.databaseUrl } : env;
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

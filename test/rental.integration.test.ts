@@ -51,7 +51,9 @@ test('full rental: order, encrypted delivery, licence, decrypt equals the origin
   const clear = await collect(t.core, order.orderId);
   assert.equal(sha(clear), sha(original));
 
-  // The store app saw it through to an open window.
+  // The store app saw it through to an open window (the server records the last progress report
+  // just after the terminal stored it).
+  for (let i = 0; i < 100 && !updates.includes('window-open'); i++) await sleep(20);
   const { orders } = await c.request('order.list', {});
   assert.equal(orders[0]?.status, 'window-open');
   assert.equal(orders[0]?.chunksDelivered, orders[0]?.totalChunks);
@@ -186,7 +188,7 @@ test('server restarted mid-delivery: the order survives and the transfer resumes
   await t.log.waitFor('progress', (e) => e.have >= 8);
   await server.close();
   release();
-  server = await testServer({ dataDir, port });
+  server = await testServer({ dataDir, port, databaseUrl: server.databaseUrl });
   await t.log.waitFor('stored', (e) => e.orderId === order.orderId, 15_000);
   await t.log.waitFor('licence', (e) => e.orderId === order.orderId);
   const offers = t.log.events.filter((e) => e.type === 'offer');

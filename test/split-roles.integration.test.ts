@@ -13,7 +13,12 @@ test('roles apart: the key server instructs the content server, which delivers t
   const dataDir = tempDir();
   const contentUrls: string[] = [];
   const key = await testServer({ dataDir, role: 'key', contentUrls });
-  const content = await testServer({ dataDir, role: 'content', keyServerUrls: [key.wsUrl] });
+  const content = await testServer({
+    dataDir,
+    role: 'content',
+    keyServerUrls: [key.wsUrl],
+    databaseUrl: key.databaseUrl,
+  });
   contentUrls.push(content.wsUrl);
   const { c, t } = await linkedPair(key);
   await t.log.waitFor('connected', (e) => e.url === content.wsUrl);

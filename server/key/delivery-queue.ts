@@ -75,9 +75,11 @@ export class DeliveryQueue {
     );
   }
 
-  close(): void {
+  /** Stop looking at the queue; resolves once a look in progress has finished. */
+  async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.timer);
+    await this.ticking;
   }
 
   /** Look at the queue now (coalesces bursts of pokes into one pass). */

@@ -38,7 +38,11 @@ export class Orders {
     ordersPerMinute: number = LIMITS.ordersPerMinute,
     private readonly cluster: Cluster = new LocalCluster('local'),
   ) {
-    cluster.on('order', (orderId) => void this.pushHere(orderId));
+    cluster.on('order', (orderId) =>
+      this.pushHere(orderId).catch((err) =>
+        log('warn', 'order-push-failed', { orderId, error: String(err) }),
+      ),
+    );
     hub.handle('order.place', async (conn, m) => {
       const customerId = conn.customerId as string;
       const now = Date.now();

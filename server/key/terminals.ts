@@ -114,7 +114,11 @@ export class Terminals {
         .then(() => cluster.publish('terminal', id))
         .catch((err) => log('error', 'presence-failed', { terminalId: id, error: String(err) }));
     });
-    cluster.on('terminal', (payload) => void this.onTerminalChange(payload));
+    cluster.on('terminal', (payload) =>
+      this.onTerminalChange(payload).catch((err) =>
+        log('warn', 'terminal-push-failed', { terminal: payload, error: String(err) }),
+      ),
+    );
   }
 
   /** A terminal came, went, or was linked or unlinked, on this or another instance. */

@@ -8,6 +8,13 @@ import { type Cluster, LocalCluster } from '../cluster.ts';
 import type { Repository } from './repository.ts';
 import { SqliteRepository } from './sqlite.ts';
 
+/** The repository alone (the CLI): PostgreSQL when a URL is given, else SQLite in the data folder. */
+export async function openRepository(dataDir: string, databaseUrl: string | undefined): Promise<Repository> {
+  if (!databaseUrl) return new SqliteRepository(join(dataDir, 'rental.sqlite'));
+  const { PgRepository } = await import('./postgres.ts');
+  return PgRepository.open(databaseUrl);
+}
+
 export async function openStore(
   dataDir: string,
   databaseUrl: string | undefined,
