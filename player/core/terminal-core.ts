@@ -430,9 +430,14 @@ export class TerminalCore {
       case 'licence.deliver':
         this.guard(this.onLicence(link, m));
         break;
-      case 'delivery.preroll':
-        this.guard(this.onPreroll(m));
+      case 'delivery.preroll': {
+        // Stored before any chunk that follows it: a title is never complete without its pre-roll.
+        const d = this.downloads.get(m.orderId);
+        const stored = (d?.chain ?? Promise.resolve()).then(() => this.onPreroll(m));
+        if (d) d.chain = stored.catch(() => undefined);
+        this.guard(stored);
         break;
+      }
       case 'ad.push':
         this.emit({
           type: 'ad',

@@ -191,6 +191,7 @@ export class ContentDelivery implements ContentDispatcher {
     s.accepted = undefined;
     if (s.cancelled || from < 0) throw new Error('terminal did not accept the delivery');
     s.have = Math.min(from, total);
+    log('info', 'delivery-started', { orderId: instr.orderId, from: s.have, total });
     if (instr.preroll && !hasPreroll) {
       // Ahead of the first chunk on the same socket, so it is stored before the title can be.
       s.conn.send({

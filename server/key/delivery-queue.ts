@@ -100,8 +100,22 @@ export class DeliveryQueue {
       });
   }
 
-  /** The content store reports progress; the key server keeps the durable record and tells the customer. */
-  async onContentStatus(s: DeliveryStatus): Promise<void> {
+  /**
+   * The content store reports progress; the key server keeps the durable record and tells the
+   * customer. Reports for one order are handled in the order they came.
+   */
+  onContentStatus(s: DeliveryStatus): Promise<void> {
+    const done = (this.statusChains.get(s.orderId) ?? Promise.resolve()).then(() => this.recordStatus(s));
+    const settled = done.catch(() => undefined);
+    this.statusChains.set(s.orderId, settled);
+    void settled.then(() => {
+      if (this.statusChains.get(s.orderId) === settled) this.statusChains.delete(s.orderId);
+    });
+    return done;
+  }
+  private readonly statusChains = new Map<string, Promise<void>>();
+
+  private async recordStatus(s: DeliveryStatus): Promise<void> {
     const o = await this.repo.orderById(s.orderId);
     if (!o || o.contentState === 'delivered') return;
     await this.repo.setContentProgress(o.id, s.state, s.have);

@@ -326,11 +326,10 @@ export class PgRepository implements Repository {
     return (r?.n as number) ?? 0;
   }
   async setContentProgress(orderId: string, state: OrderRow['contentState'], chunksDelivered: number) {
-    await this.run('UPDATE orders SET content_state = ?, chunks_delivered = ? WHERE id = ?', [
-      state,
-      chunksDelivered,
-      orderId,
-    ]);
+    await this.run(
+      "UPDATE orders SET content_state = ?, chunks_delivered = ? WHERE id = ? AND content_state <> 'delivered'",
+      [state, chunksDelivered, orderId],
+    );
   }
   async setKeyState(orderId: string, state: OrderRow['keyState']) {
     await this.run('UPDATE orders SET key_state = ? WHERE id = ?', [state, orderId]);

@@ -183,6 +183,7 @@ export interface Repository {
   orderById(id: string): Promise<OrderRow | undefined>;
   ordersOfCustomer(customerId: string): Promise<OrderRow[]>;
   countRecentOrders(customerId: string, since: number): Promise<number>;
+  /** Never moves an order back from delivered: progress reports may arrive out of order. */
   setContentProgress(orderId: string, state: ContentState, chunksDelivered: number): Promise<void>;
   setKeyState(orderId: string, state: KeyState): Promise<void>;
   /** The window closed: forget the content key for good. */

@@ -356,7 +356,7 @@ export class SqliteRepository implements Repository {
   }
   async setContentProgress(orderId: string, state: OrderRow['contentState'], chunksDelivered: number) {
     this.run(
-      'UPDATE orders SET content_state = ?, chunks_delivered = ? WHERE id = ?',
+      "UPDATE orders SET content_state = ?, chunks_delivered = ? WHERE id = ? AND content_state <> 'delivered'",
       state,
       chunksDelivered,
       orderId,

@@ -213,6 +213,10 @@ export function repositoryContract(name: string, engine: Engine, skip: string | 
     assert.deepEqual(await repo.impressionCounts(), [{ adId, shown: 1, completed: 1 }]);
     assert.equal((await repo.impressionRows(0))[0]?.terminalType, 'headless');
     assert.equal(await repo.setCatalogPreroll(7, false), true);
+    // A late progress report does not undo a delivery.
+    await repo.setContentProgress(o.id, 'delivered', 1);
+    await repo.setContentProgress(o.id, 'delivering', 1);
+    assert.equal((await repo.orderById(o.id))?.contentState, 'delivered');
     await repo.close();
     // Reopened (migrations run again, as on every start): everything is still there.
     const reopened = await again();
