@@ -5,7 +5,6 @@
  * while the socket's buffer is full. The terminal says which chunk to start from, so a broken
  * transfer (or a restarted server) resumes where the terminal's storage left off.
  */
-import { open } from 'node:fs/promises';
 import { chunkCount, plainChunkLength, type SignedEnvelope, toB64 } from '../../shared/crypto.ts';
 import { RentalError } from '../../shared/errors.ts';
 import { LIMITS } from '../../shared/limits.ts';
@@ -202,14 +201,15 @@ export class ContentDelivery implements ContentDispatcher {
       });
     }
     this.report({ orderId: instr.orderId, have: s.have, total, state: 'delivering' });
-    const fh = await open(this.media.path(item.mediaFile), 'r');
+    const fh = await this.media.titles.open(item.mediaFile);
     try {
       // Read ahead in blocks of chunks, the next block while this one is encrypted and sent: the
       // file system and the CPU overlap, at a bounded cost (two blocks per delivery).
       const readBlock = (first: number) => {
         const start = first * chunkSize;
         const bytes = Math.min(item.size, (first + READ_AHEAD_CHUNKS) * chunkSize) - start;
-        const p = fh.read(Buffer.allocUnsafe(bytes), 0, bytes, start).then(({ bytesRead, buffer }) => {
+        const buffer = Buffer.allocUnsafe(bytes);
+        const p = fh.read(buffer, start).then((bytesRead) => {
           if (bytesRead !== bytes)
             throw new Error(`media file for item ${item.itemNumber} is shorter than catalogued`);
           return buffer;

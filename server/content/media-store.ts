@@ -6,13 +6,14 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { copyFile, open, rename, rm, stat } from 'node:fs/promises';
+import { copyFile, open, rm, stat } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RentalError } from '../../shared/errors.ts';
 import { LIMITS } from '../../shared/limits.ts';
 import type { CatalogItem } from '../../shared/protocol.ts';
 import type { CatalogRow, Repository } from '../store/repository.ts';
+import { type TitleObjects, titleObjects } from './title-objects.ts';
 
 export interface IngestMeta {
   itemNumber: number;
@@ -112,6 +113,8 @@ function verifyDecodes(file: string): Promise<boolean> {
 
 export class MediaStore {
   readonly dir: string;
+  /** Title files: in `dir`, or in an object store (title-objects.ts). */
+  readonly titles: TitleObjects;
 
   constructor(
     dataDir: string,
@@ -119,6 +122,7 @@ export class MediaStore {
   ) {
     this.dir = join(dataDir, 'media');
     mkdirSync(this.dir, { recursive: true });
+    this.titles = titleObjects(this.dir);
   }
 
   path(file: string): string {
@@ -184,7 +188,7 @@ export class MediaStore {
         posterFile = `${meta.itemNumber}-poster${pext}`;
         await copyFile(meta.poster, this.path(posterFile));
       }
-      await rename(tmp, this.path(mediaFile));
+      await this.titles.keep(mediaFile, tmp);
     } catch (err) {
       await rm(tmp, { force: true });
       throw err;
