@@ -4,6 +4,7 @@
  * have pre-rolls turned off.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, test } from 'node:test';
@@ -55,6 +56,31 @@ test('a pre-roll travels with the delivery, plays once before the title, and cou
   assert.equal(pending.text, 'Popcorn time');
   assert.equal(pending.mimeType, 'image/jpeg');
   assert.deepEqual(Buffer.from(pending.creative), readFileSync(CREATIVE));
+
+  // The headless terminal saves it beside the film for the media player to play first.
+  const out = join(t.dir, 'film.webm');
+  const adFile = join(t.dir, 'ad.jpg');
+  const play = spawnSync(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      'player/headless/cli.ts',
+      'play',
+      order.orderId,
+      '--out',
+      out,
+      '--preroll',
+      adFile,
+      '--data',
+      t.dir,
+    ],
+    { encoding: 'utf8' },
+  );
+  assert.equal(play.status, 0, play.stderr);
+  assert.match(play.stderr, /pre-roll "Popcorn time" \(image\/jpeg\) written to/);
+  assert.deepEqual(readFileSync(adFile), readFileSync(CREATIVE));
+  assert.deepEqual(readFileSync(out), readFileSync('media/demo/colour-bars-at-dawn.webm'));
 
   await t.core.prerollPlayed(order.orderId);
   assert.equal(await t.core.pendingPreroll(order.orderId), undefined, 'played once, never again');

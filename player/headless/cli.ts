@@ -4,7 +4,7 @@
  * file or stdout so any media player can play it.
  */
 import { createWriteStream } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { WebSocket } from 'ws';
 import { parseCli, progressLine, requireArg, runCli, UsageError, wsUrlArg } from '../../server/cli-args.ts';
@@ -16,7 +16,9 @@ import { FileStorage } from './file-storage.ts';
 export const TERMINAL_USAGE = `usage: npm run terminal -- <command> [options]
   run  --server URL [--data DIR] [--name NAME]   register, show the pairing code, receive rentals
   list [--data DIR]                               rentals stored on this terminal
-  play ORDER_ID --out FILE|- [--data DIR]         decrypt a rental inside its window
+  play ORDER_ID --out FILE|- [--preroll FILE] [--data DIR]
+                                                  decrypt a rental inside its window (and save the
+                                                  ad that plays before it)
 options:
   --data DIR    terminal folder (default ./terminal-data)
   --server URL  the server's WebSocket address, e.g. ws://127.0.0.1:8080/ws`;
@@ -57,6 +59,8 @@ export function describeEvent(
       return `server error ${e.code}: ${e.message}`;
     case 'ad':
       return `ad: ${e.text} (${e.creativeUrl})`;
+    case 'preroll':
+      return `order ${e.orderId}: pre-roll received ("${e.text}"), plays before the film`;
     case 'local-error':
       return `error on this terminal: ${e.message}`;
     default:
@@ -127,7 +131,11 @@ async function main(argv: string[]): Promise<number | undefined> {
   if (command === 'play') {
     const { values, positionals } = parseCli(
       rest,
-      { data: { type: 'string', default: './terminal-data' }, out: { type: 'string' } },
+      {
+        data: { type: 'string', default: './terminal-data' },
+        out: { type: 'string' },
+        preroll: { type: 'string' },
+      },
       true,
     );
     const orderId = positionals[0];
@@ -143,6 +151,25 @@ async function main(argv: string[]): Promise<number | undefined> {
       name: 'play',
     });
     await core.init();
+    // The ad that came with the film goes first: to its own file, for the media player to play
+    // before the title (this command cannot show it, so it is not counted as seen).
+    try {
+      const preroll = await core.pendingPreroll(orderId);
+      if (preroll && typeof values.preroll === 'string') {
+        await writeFile(values.preroll, preroll.creative, { mode: 0o600 });
+        process.stderr.write(
+          `pre-roll "${preroll.text}" (${preroll.mimeType}) written to ${values.preroll}: play it first\n`,
+        );
+      } else if (preroll) {
+        process.stderr.write(
+          `note: this film comes with a pre-roll ("${preroll.text}"); --preroll FILE saves it to play first\n`,
+        );
+      }
+    } catch (err) {
+      if (!(err instanceof TerminalError)) throw err;
+      process.stderr.write(`cannot play: ${err.message} (${err.code})\n`);
+      return 3;
+    }
     const sink = out === '-' ? process.stdout : createWriteStream(out, { mode: 0o600 });
     try {
       await core.decrypt(orderId, (plain) => {
