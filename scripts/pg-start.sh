@@ -2,6 +2,8 @@
 # Starts Debian's PostgreSQL on loopback (installing it if missing, as root) and creates the test
 # role and databases. Prints the DATABASE_URL to use. Used by .ci/run; safe to run again.
 set -euo pipefail
+# Only the URL goes to standard output (callers capture it); everything else goes to standard error.
+exec 3>&1 1>&2
 if ! command -v pg_lsclusters >/dev/null; then
   if [ "$(id -u)" != 0 ]; then
     echo "PostgreSQL is not installed; run: sudo apt-get install -y postgresql" >&2
@@ -23,4 +25,4 @@ for _ in $(seq 1 30); do psql_admin 'SELECT 1' >/dev/null 2>&1 && break; sleep 1
   psql_admin "CREATE ROLE rental LOGIN CREATEDB PASSWORD 'rental'"
 [ "$(psql_admin "SELECT 1 FROM pg_database WHERE datname = 'rental_test'")" = 1 ] ||
   psql_admin "CREATE DATABASE rental_test OWNER rental"
-echo "postgres://rental:rental@127.0.0.1:$PORT/rental_test"
+echo "postgres://rental:rental@127.0.0.1:$PORT/rental_test" >&3

@@ -11,6 +11,10 @@ test:pg: DATABASE_URL is not set, so there is no PostgreSQL to test against.
 MSG
   exit 2
 fi
+if ! [[ "$DATABASE_URL" =~ ^postgres(ql)?://[^[:space:]]+$ ]]; then
+  echo "test:pg: DATABASE_URL must be one postgres://USER:PASSWORD@HOST:PORT/DB URL (got: $DATABASE_URL)" >&2
+  exit 2
+fi
 export TEST_DATABASE_URL="$DATABASE_URL"
 # The servers under test get their own databases; nothing else may inherit the admin URL.
 unset DATABASE_URL

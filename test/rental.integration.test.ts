@@ -169,6 +169,8 @@ test('server restarted mid-delivery: the order survives and the transfer resumes
   const base = new FileStorage(dir);
   const written: number[] = [];
   const storage = Object.assign(Object.create(base) as FileStorage, {
+    // One chunk at a time (no batched writes), so every chunk passes through the hook below.
+    writeChunks: undefined,
     writeChunk: async (r: StoredRental, index: number, cipher: Uint8Array) => {
       if (index === 8 && written.filter((i) => i === 8).length === 0) {
         written.push(8);

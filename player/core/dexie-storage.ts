@@ -119,6 +119,9 @@ export class DexieStorage implements TerminalStorage {
   async writeChunk(r: StoredRental, index: number, cipher: Uint8Array): Promise<void> {
     await this.db.chunks.put({ orderId: r.orderId, index, data: cipher });
   }
+  async writeChunks(r: StoredRental, first: number, ciphers: Uint8Array[]): Promise<void> {
+    await this.db.chunks.bulkPut(ciphers.map((data, k) => ({ orderId: r.orderId, index: first + k, data })));
+  }
   async readChunk(r: StoredRental, index: number): Promise<Uint8Array | undefined> {
     return (await this.db.chunks.get([r.orderId, index]))?.data;
   }

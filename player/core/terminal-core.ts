@@ -108,8 +108,10 @@ interface Link {
 interface Download {
   link: Link;
   rental: StoredRental;
-  /** Chunks are written strictly in order, one after another. */
+  /** Chunks are written strictly in order, one batch after another. */
   chain: Promise<void>;
+  /** Chunks received and not yet handed to storage: written together by the next batch. */
+  incoming: { index: number; cipher: Uint8Array }[];
   sinceReport: number;
   lastReportAt: number;
   failed: boolean;
@@ -540,6 +542,7 @@ export class TerminalCore {
       link,
       rental,
       chain: Promise.resolve(),
+      incoming: [],
       sinceReport: 0,
       lastReportAt: Date.now(),
       failed: false,
@@ -555,9 +558,12 @@ export class TerminalCore {
     const d = f && this.downloads.get(f.orderId);
     if (!f || !d || d.link !== link || d.failed) return;
     // Copy: the frame's buffer belongs to the socket.
-    const cipher = f.cipher.slice();
+    d.incoming.push({ index: f.index, cipher: f.cipher.slice() });
+    // Chunks that arrive while a write is under way go together in the next one (one writev, not one
+    // write per chunk): the socket is drained as fast as the disk takes batches.
+    if (d.incoming.length > 1) return;
     d.chain = d.chain
-      .then(() => (d.failed ? undefined : this.storeChunk(d, f.index, cipher)))
+      .then(() => (d.failed ? undefined : this.storeBatch(d)))
       .catch((err) => {
         d.failed = true;
         this.send(link, { type: 'delivery.reject', orderId: d.rental.orderId, reason: 'storage failed' });
@@ -570,16 +576,33 @@ export class TerminalCore {
     );
   }
 
-  private async storeChunk(d: Download, index: number, cipher: Uint8Array): Promise<void> {
+  /** Write what has arrived, a batch at a time (at most a progress report's worth, so reports keep coming). */
+  private async storeBatch(d: Download): Promise<void> {
+    // Storage without batched writes takes one chunk at a time, each counted as soon as it is written.
+    const most = this.opts.storage.writeChunks ? Math.max(1, Math.min(this.opts.progressEvery ?? 64, 64)) : 1;
+    while (d.incoming.length && !d.failed) await this.storeSome(d, d.incoming.splice(0, most));
+  }
+
+  private async storeSome(d: Download, arrived: Download['incoming']): Promise<void> {
     const r = d.rental;
-    if (index < r.have) return; // a resend of something already stored
-    if (index !== r.have) throw new Error(`chunk ${index} arrived out of order (expected ${r.have})`);
-    if (cipher.length !== cipherChunkLength(plainChunkLength(r.size, r.chunkSize, index))) {
-      throw new Error(`chunk ${index} has the wrong length`);
+    const batch = arrived.filter((c) => c.index >= r.have); // resends of stored chunks drop out
+    if (batch.length === 0) return;
+    for (const [k, { index, cipher }] of batch.entries()) {
+      if (index !== r.have + k)
+        throw new Error(`chunk ${index} arrived out of order (expected ${r.have + k})`);
+      if (cipher.length !== cipherChunkLength(plainChunkLength(r.size, r.chunkSize, index)))
+        throw new Error(`chunk ${index} has the wrong length`);
     }
-    await this.opts.storage.writeChunk(r, index, cipher);
-    r.have = index + 1;
-    d.sinceReport++;
+    const storage = this.opts.storage;
+    if (storage.writeChunks && batch.length > 1)
+      await storage.writeChunks(
+        r,
+        r.have,
+        batch.map((c) => c.cipher),
+      );
+    else await storage.writeChunk(r, r.have, (batch[0] as (typeof batch)[number]).cipher);
+    r.have += batch.length;
+    d.sinceReport += batch.length;
     const done = r.have === r.totalChunks;
     const due = Date.now() - d.lastReportAt >= PROGRESS_INTERVAL_MS;
     if (done || due || d.sinceReport >= (this.opts.progressEvery ?? 64)) {

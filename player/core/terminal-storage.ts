@@ -54,6 +54,8 @@ export interface TerminalStorage {
   putRental(rental: StoredRental): Promise<void>;
   /** Store chunk `index` (ciphertext). Must be readable after a crash once putRental recorded it. */
   writeChunk(rental: StoredRental, index: number, cipher: Uint8Array): Promise<void>;
+  /** Store consecutive chunks from `first` in one go (optional: the core falls back to writeChunk). */
+  writeChunks?(rental: StoredRental, first: number, ciphers: Uint8Array[]): Promise<void>;
   readChunk(rental: StoredRental, index: number): Promise<Uint8Array | undefined>;
   /** Make written chunks durable before they are reported as stored. */
   flush(orderId: string): Promise<void>;

@@ -159,6 +159,18 @@ export class FileStorage implements TerminalStorage {
     const fh = (await this.contentFile(r.orderId, true)) as FileHandle;
     await fh.write(cipher, 0, cipher.length, index * cipherChunkLength(r.chunkSize));
   }
+  async writeChunks(r: StoredRental, first: number, ciphers: Uint8Array[]) {
+    const fh = (await this.contentFile(r.orderId, true)) as FileHandle;
+    // Consecutive chunks sit back to back (only the last chunk of a title is shorter).
+    const at = first * cipherChunkLength(r.chunkSize);
+    const { bytesWritten } = await fh.writev(ciphers, at);
+    const total = ciphers.reduce((n, c) => n + c.length, 0);
+    // A short writev is legal; finish what it did not write.
+    if (bytesWritten < total) {
+      const rest = Buffer.concat(ciphers).subarray(bytesWritten);
+      await fh.write(rest, 0, rest.length, at + bytesWritten);
+    }
+  }
   async readChunk(r: StoredRental, index: number) {
     const stride = cipherChunkLength(r.chunkSize);
     const plainLen = index < r.totalChunks - 1 ? r.chunkSize : r.size - r.chunkSize * (r.totalChunks - 1);

@@ -48,6 +48,8 @@ async function linkInUi(page: Page, code: string, name: string) {
 function slowStorage(dir: string, delayMs: number) {
   const base = new FileStorage(dir);
   return Object.assign(Object.create(base) as FileStorage, {
+    // One chunk at a time (no batched writes), so every chunk passes through the hook below.
+    writeChunks: undefined,
     writeChunk: async (r: StoredRental, i: number, c: Uint8Array) => {
       await new Promise((res) => setTimeout(res, delayMs));
       return base.writeChunk(r, i, c);
