@@ -172,6 +172,17 @@ export async function collect(core: TerminalCore, orderId: string): Promise<Buff
   return Buffer.concat(parts);
 }
 
+/** A customer rents an item for a terminal, delivered now; returns the order as the server acknowledged it. */
+export async function rentNow(c: RentalClient, terminalId: string, itemNumber: number, periodSeconds = 600) {
+  const { order } = await c.request('order.place', {
+    itemNumber,
+    terminalId,
+    periodSeconds,
+    schedule: { mode: 'now' },
+  });
+  return order;
+}
+
 /** Environment for a CLI run against a test server's store (its PostgreSQL database, or SQLite). */
 export function storeEnv(server: { databaseUrl?: string }): NodeJS.ProcessEnv {
   const { DATABASE_URL: _, ...env } = process.env;

@@ -14,7 +14,7 @@ import { addAd } from '../server/key/ads.ts';
 import { cryptoReady, generateIdentity, randomBytes, signJson, toB64 } from '../shared/crypto.ts';
 import { signPreroll } from '../shared/preroll.ts';
 import { PROTOCOL_VERSION } from '../shared/protocol.ts';
-import { cleanup, defer, linkedPair, sleep, terminal, testServer } from './harness.ts';
+import { cleanup, defer, linkedPair, rentNow, sleep, terminal, testServer } from './harness.ts';
 
 afterEach(cleanup);
 
@@ -37,12 +37,7 @@ async function serverWithAd() {
 test('a pre-roll travels with the delivery, plays once before the title, and counts as an impression', async () => {
   const { server, ad } = await serverWithAd();
   const { c, t } = await linkedPair(server);
-  const { order } = await c.request('order.place', {
-    itemNumber: 101,
-    terminalId: t.core.terminalId,
-    periodSeconds: 600,
-    schedule: { mode: 'now' },
-  });
+  const order = await rentNow(c, t.core.terminalId, 101);
   const got = await t.log.waitFor('preroll', (e) => e.orderId === order.orderId);
   assert.equal(got.adId, ad.adId);
   await t.log.waitFor('stored', (e) => e.orderId === order.orderId);
@@ -96,12 +91,7 @@ test('a title with pre-rolls turned off is delivered without one', async () => {
   assert.equal(await server.repo.setCatalogPreroll(102, false), true);
   assert.equal(await server.repo.setCatalogPreroll(999, false), false, 'an unknown item says so');
   const { c, t } = await linkedPair(server);
-  const { order } = await c.request('order.place', {
-    itemNumber: 102,
-    terminalId: t.core.terminalId,
-    periodSeconds: 600,
-    schedule: { mode: 'now' },
-  });
+  const order = await rentNow(c, t.core.terminalId, 102);
   await t.log.waitFor('stored', (e) => e.orderId === order.orderId);
   assert.equal(t.log.find('preroll'), undefined);
   assert.equal(await t.core.pendingPreroll(order.orderId), undefined);
@@ -110,12 +100,7 @@ test('a title with pre-rolls turned off is delivered without one', async () => {
 test('a pre-roll altered on the terminal stops the title from playing', async () => {
   const { server } = await serverWithAd();
   const { c, t } = await linkedPair(server);
-  const { order } = await c.request('order.place', {
-    itemNumber: 101,
-    terminalId: t.core.terminalId,
-    periodSeconds: 600,
-    schedule: { mode: 'now' },
-  });
+  const order = await rentNow(c, t.core.terminalId, 101);
   await t.log.waitFor('preroll', (e) => e.orderId === order.orderId);
   // Someone swaps the ad on disk for a creative of their own.
   writeFileSync(join(t.dir, 'rentals', order.orderId, 'preroll.bin'), randomBytes(1000));

@@ -4,20 +4,14 @@
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { after, afterEach, before, test } from 'node:test';
-import type { Browser, Page } from 'playwright-core';
+import { afterEach, test } from 'node:test';
+import type { Page } from 'playwright-core';
 import { addAd } from '../../server/key/ads.ts';
 import { RentalError } from '../../shared/errors.ts';
-import { cleanup, customer, linkedPair, sleep, testServer } from '../harness.ts';
-import { launch, openPage, screenshot } from './browser.ts';
+import { cleanup, customer, linkedPair, rentNow, sleep, testServer } from '../harness.ts';
+import { openPage, screenshot, sharedBrowser } from './browser.ts';
 
-let browser: Browser;
-before(async () => {
-  browser = await launch();
-});
-after(async () => {
-  await browser?.close();
-});
+const browser = sharedBrowser();
 afterEach(cleanup);
 
 async function signIn(page: Page, email: string) {
@@ -42,12 +36,7 @@ test('an admin sees rentals and impressions drawn as charts and exports them as 
   // A customer rents two titles and their terminal shows the ad once to the end, once skipped.
   const { c, t } = await linkedPair(server);
   for (const itemNumber of [101, 103]) {
-    const { order } = await c.request('order.place', {
-      itemNumber,
-      terminalId: t.core.terminalId,
-      periodSeconds: 3 * 3600,
-      schedule: { mode: 'now' },
-    });
+    const order = await rentNow(c, t.core.terminalId, itemNumber, 3 * 3600);
     await t.log.waitFor('licence', (e) => e.orderId === order.orderId);
   }
   await t.core.recordImpression(ad.adId, true);
@@ -56,7 +45,7 @@ test('an admin sees rentals and impressions drawn as charts and exports them as 
 
   const admin = await customer(server);
   assert.equal(await server.repo.setCustomerRole(admin.email, 'admin'), true);
-  const { page, errors } = await openPage(browser, `${server.url}store/`);
+  const { page, errors } = await openPage(browser(), `${server.url}store/`);
   await signIn(page, admin.email);
   await page.getByTestId('nav-analytics').click();
   await page.getByTestId('analytics').waitFor();
@@ -101,7 +90,7 @@ test('a customer cannot reach analytics: no tab, a refusal on the page, FORBIDDE
     assert.equal(err.code, 'FORBIDDEN');
     return true;
   });
-  const { page, errors } = await openPage(browser, `${server.url}store/`);
+  const { page, errors } = await openPage(browser(), `${server.url}store/`);
   await signIn(page, c.email);
   assert.equal(await page.getByTestId('nav-analytics').count(), 0);
   await page.goto(`${server.url}store/#/analytics`);

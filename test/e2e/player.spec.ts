@@ -4,23 +4,17 @@
  * refuses outside the window, wipes at expiry, resumes a broken download, and refuses a clock set back.
  */
 import assert from 'node:assert/strict';
-import { after, afterEach, before, test } from 'node:test';
-import type { Browser, Page } from 'playwright-core';
+import { afterEach, test } from 'node:test';
+import type { Page } from 'playwright-core';
 import { addAd } from '../../server/key/ads.ts';
 import { cleanup, customer, testServer } from '../harness.ts';
-import { launch, openPage, screenshot } from './browser.ts';
+import { openPage, screenshot, sharedBrowser } from './browser.ts';
 
-let browser: Browser;
-before(async () => {
-  browser = await launch();
-});
-after(async () => {
-  await browser?.close();
-});
+const browser = sharedBrowser();
 afterEach(cleanup);
 
 async function openPlayer(url: string) {
-  const { page, errors } = await openPage(browser, `${url}player/`);
+  const { page, errors } = await openPage(browser(), `${url}player/`);
   const code = page.getByTestId('pairing-code');
   await page.waitForFunction(() =>
     /^[A-Z2-9]{4}-[A-Z2-9]{4}$/.test(
@@ -74,7 +68,7 @@ test('store rents to the player: progress, ready, the segment ad on the idle scr
   const player = await openPlayer(server.url);
   await screenshot(player.page, 'player-01-pairing');
   // The store in its own browser context, as a person would use it.
-  const { page: store } = await openPage(browser, `${server.url}store/`);
+  const { page: store } = await openPage(browser(), `${server.url}store/`);
   await store.getByTestId('auth-switch').click();
   await store.getByTestId('name').fill('Viewer');
   await store.getByTestId('email').fill(`viewer${Date.now()}@example.com`);

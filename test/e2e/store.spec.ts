@@ -5,20 +5,14 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { after, afterEach, before, test } from 'node:test';
-import type { Browser, Page } from 'playwright-core';
+import { afterEach, test } from 'node:test';
+import type { Page } from 'playwright-core';
 import type { StoredRental } from '../../player/core/terminal-storage.ts';
 import { FileStorage } from '../../player/headless/file-storage.ts';
 import { cleanup, collect, customer, tempDir, terminal, testServer } from '../harness.ts';
-import { launch, openPage, screenshot } from './browser.ts';
+import { openPage, screenshot, sharedBrowser } from './browser.ts';
 
-let browser: Browser;
-before(async () => {
-  browser = await launch();
-});
-after(async () => {
-  await browser?.close();
-});
+const browser = sharedBrowser();
 afterEach(cleanup);
 
 async function signUp(
@@ -59,7 +53,7 @@ function slowStorage(dir: string, delayMs: number) {
 
 test('sign up, link a terminal by its code, rent for it, watch the delivery, the terminal decrypts', async () => {
   const server = await testServer();
-  const { page, errors } = await openPage(browser, `${server.url}store/`);
+  const { page, errors } = await openPage(browser(), `${server.url}store/`);
   await page.getByTestId('auth-form').waitFor();
   await screenshot(page, '01-sign-in');
   await signUp(page);
@@ -130,7 +124,7 @@ test('sign up, link a terminal by its code, rent for it, watch the delivery, the
 
 test('a future delivery start shows "scheduled" and nothing reaches the terminal early', async () => {
   const server = await testServer();
-  const { page } = await openPage(browser, `${server.url}store/`);
+  const { page } = await openPage(browser(), `${server.url}store/`);
   await signUp(page);
   const t = await terminal(server);
   await linkInUi(page, t.core.pairingCode as string, 'Bedroom');
@@ -155,7 +149,7 @@ test('a future delivery start shows "scheduled" and nothing reaches the terminal
 
 test('the order form shows validation errors, and the server refuses a forged terminal', async () => {
   const server = await testServer();
-  const { page } = await openPage(browser, `${server.url}store/`);
+  const { page } = await openPage(browser(), `${server.url}store/`);
   await signUp(page);
   const t = await terminal(server);
   await linkInUi(page, t.core.pairingCode as string, 'Kitchen');
@@ -216,7 +210,7 @@ test('the order form shows validation errors, and the server refuses a forged te
 
 test('account errors are clear: wrong password, taken e-mail, server unreachable with retry', async () => {
   const server = await testServer();
-  const { page } = await openPage(browser, `${server.url}store/`);
+  const { page } = await openPage(browser(), `${server.url}store/`);
   const email = await signUp(page);
   await page.getByTestId('sign-out').click();
   await page.getByTestId('email').fill(email);
@@ -239,7 +233,7 @@ test('account errors are clear: wrong password, taken e-mail, server unreachable
 
 test('terminals: rename and unlink from the store', async () => {
   const server = await testServer();
-  const { page } = await openPage(browser, `${server.url}store/`);
+  const { page } = await openPage(browser(), `${server.url}store/`);
   await signUp(page);
   const t = await terminal(server);
   await linkInUi(page, t.core.pairingCode as string, 'Old name');

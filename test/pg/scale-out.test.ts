@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, test } from 'node:test';
 import { cryptoReady } from '../../shared/crypto.ts';
-import { cleanup, collect, customer, defer, tempDir, terminal, testServer } from '../harness.ts';
+import { cleanup, collect, customer, defer, rentNow, tempDir, terminal, testServer } from '../harness.ts';
 import { freshDatabase, PG_SKIP } from '../pg-databases.ts';
 import { freePort, spawnServer } from '../reliability/server-process.ts';
 
@@ -39,12 +39,7 @@ test('two instances: link, rent and watch the order through instance B, the term
   await t.log.waitFor('linked', (e) => e.linked);
   assert.equal(view.online, true, 'B knows the terminal is online on A');
 
-  const { order } = await c.request('order.place', {
-    itemNumber: 103,
-    terminalId: t.core.terminalId,
-    periodSeconds: 600,
-    schedule: { mode: 'now' },
-  });
+  const order = await rentNow(c, t.core.terminalId, 103);
   await t.log.waitFor('stored', (e) => e.orderId === order.orderId, 20_000);
   await t.log.waitFor('licence', (e) => e.orderId === order.orderId, 20_000);
   assert.equal(sha(await collect(t.core, order.orderId)), sha(demo('life-in-cells.webm')));
@@ -99,12 +94,7 @@ test('roles apart on PostgreSQL: two key servers, two content servers, one kille
   const c = await customer({ wsUrl: k2.wsUrl });
   await c.request('terminal.link', { code: t.core.pairingCode as string, name: 'Den' });
   await t.log.waitFor('linked', (e) => e.linked);
-  const { order } = await c.request('order.place', {
-    itemNumber: 102,
-    terminalId: t.core.terminalId,
-    periodSeconds: 600,
-    schedule: { mode: 'now' },
-  });
+  const order = await rentNow(c, t.core.terminalId, 102);
   await t.log.waitFor('progress', (e) => e.orderId === order.orderId && e.have >= 4, 20_000);
   const started = (p: typeof c1) =>
     p.output().includes(`"event":"delivery-started","orderId":"${order.orderId}"`);
