@@ -122,6 +122,17 @@ export class DexieStorage implements TerminalStorage {
   async writeChunks(r: StoredRental, first: number, ciphers: Uint8Array[]): Promise<void> {
     await this.db.chunks.bulkPut(ciphers.map((data, k) => ({ orderId: r.orderId, index: first + k, data })));
   }
+  async readChunks(r: StoredRental, first: number, count: number): Promise<Uint8Array[]> {
+    const rows = await this.db.chunks.bulkGet(
+      Array.from({ length: count }, (_, k) => [r.orderId, first + k]),
+    );
+    const out: Uint8Array[] = [];
+    for (const row of rows) {
+      if (!row) break;
+      out.push(row.data);
+    }
+    return out;
+  }
   async readChunk(r: StoredRental, index: number): Promise<Uint8Array | undefined> {
     return (await this.db.chunks.get([r.orderId, index]))?.data;
   }

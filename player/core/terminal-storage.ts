@@ -57,6 +57,8 @@ export interface TerminalStorage {
   /** Store consecutive chunks from `first` in one go (optional: the core falls back to writeChunk). */
   writeChunks?(rental: StoredRental, first: number, ciphers: Uint8Array[]): Promise<void>;
   readChunk(rental: StoredRental, index: number): Promise<Uint8Array | undefined>;
+  /** Chunks first..first+count-1 in one go, stopping at the first missing one (optional). */
+  readChunks?(rental: StoredRental, first: number, count: number): Promise<Uint8Array[]>;
   /** Make written chunks durable before they are reported as stored. */
   flush(orderId: string): Promise<void>;
 

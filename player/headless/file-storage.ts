@@ -6,6 +6,7 @@ import {
   cipherChunkLength,
   fromB64,
   type Identity,
+  plainChunkLength,
   type SignedEnvelope,
   toB64,
 } from '../../shared/crypto.ts';
@@ -180,6 +181,23 @@ export class FileStorage implements TerminalStorage {
     const buf = new Uint8Array(len);
     const { bytesRead } = await fh.read(buf, 0, len, index * stride);
     return bytesRead === len ? buf : undefined;
+  }
+  async readChunks(r: StoredRental, first: number, count: number) {
+    const stride = cipherChunkLength(r.chunkSize);
+    const last = first + count - 1;
+    const lastLen = cipherChunkLength(plainChunkLength(r.size, r.chunkSize, last));
+    const fh = await this.contentFile(r.orderId, false);
+    if (!fh) return [];
+    // One read for the whole run of chunks; each chunk is a view of it.
+    const buf = new Uint8Array((count - 1) * stride + lastLen);
+    const { bytesRead } = await fh.read(buf, 0, buf.length, first * stride);
+    const out: Uint8Array[] = [];
+    for (let i = 0; i < count; i++) {
+      const end = i === count - 1 ? buf.length : (i + 1) * stride;
+      if (end > bytesRead) break;
+      out.push(buf.subarray(i * stride, end));
+    }
+    return out;
   }
   async flush(orderId: string) {
     await (await this.contentFile(orderId, false))?.datasync();
