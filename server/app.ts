@@ -79,9 +79,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const beats = new InstanceBeat(repo, cluster.instanceId, role);
   await beats.start();
   const media = new MediaStore(dataDir, repo);
+  let demoLoaded = false;
   if (opts.seedDemo ?? true) {
     const n = await media.seedDemoCatalog();
     if (n) log('info', 'demo-catalog-loaded', { titles: n });
+    demoLoaded = n > 0;
   }
 
   const hubRef: { hub?: ConnectionHub } = {};
@@ -127,7 +129,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       opts.ordersPerMinute ?? LIMITS.ordersPerMinute,
       cluster,
     );
-    if (opts.seedDemoAd && (await seedDemoAd(repo, dataDir))) log('info', 'demo-ad-loaded', {});
+    // With the demo catalog only: an operator's own catalog never gets the demo's ad.
+    if (opts.seedDemoAd && demoLoaded && (await seedDemoAd(repo, dataDir))) log('info', 'demo-ad-loaded', {});
     const ads = new AdPusher(hub, repo, dataDir, identity.signSecretKey);
     serveAnalytics(hub, repo);
     queue = new DeliveryQueue(

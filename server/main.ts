@@ -20,7 +20,7 @@ export const SERVE_USAGE = `usage: npm start -- [options]
   --orders-per-minute N      orders one customer may place per minute (default ${LIMITS.ordersPerMinute})
   --messages-per-second N    messages one connection may send per second (default ${LIMITS.messagesPerSecond})
   --delivery-rate KB         cap each delivery at KB kilobytes per second (default: no cap)
-  --no-demo                  do not load the demo catalog and demo ad into an empty store
+  --no-demo                  do not load the demo catalog (and its ad) into an empty store
   --no-open                  do not open the store app window (Electron) after starting`;
 
 export async function serve(argv: string[]): Promise<number | undefined> {

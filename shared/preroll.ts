@@ -33,13 +33,10 @@ export function signPreroll(
   serverSecretKey: Uint8Array,
   ad: { orderId: string; adId: string; text: string; mimeType: string },
   creative: Uint8Array,
+  /** The creative's hash (base64url), when the caller already has it. */
+  hash: string = toB64(hashBytes(creative)),
 ): SignedEnvelope {
-  const preroll: Preroll = {
-    v: 1,
-    ...ad,
-    bytes: creative.length,
-    hash: toB64(hashBytes(creative)),
-  };
+  const preroll: Preroll = { v: 1, ...ad, bytes: creative.length, hash };
   return signJson('preroll', preroll, serverSecretKey);
 }
 

@@ -5,7 +5,7 @@
  * while the socket's buffer is full. The terminal says which chunk to start from, so a broken
  * transfer (or a restarted server) resumes where the terminal's storage left off.
  */
-import { chunkCount, plainChunkLength, type SignedEnvelope, toB64 } from '../../shared/crypto.ts';
+import { chunkCount, plainChunkLength, type SignedEnvelope } from '../../shared/crypto.ts';
 import { RentalError } from '../../shared/errors.ts';
 import { LIMITS } from '../../shared/limits.ts';
 import type { ContentState } from '../../shared/protocol.ts';
@@ -197,7 +197,7 @@ export class ContentDelivery implements ContentDispatcher {
         type: 'delivery.preroll',
         orderId: instr.orderId,
         preroll: instr.preroll.envelope,
-        creative: toB64(instr.preroll.creative),
+        creative: Buffer.from(instr.preroll.creative).toString('base64url'),
       });
     }
     this.report({ orderId: instr.orderId, have: s.have, total, state: 'delivering' });

@@ -87,7 +87,12 @@ export class RemoteContent implements ContentDispatcher {
       notBefore: instr.notBefore,
       notAfter: instr.notAfter,
       ...(instr.preroll
-        ? { preroll: { envelope: instr.preroll.envelope, creative: toB64(instr.preroll.creative) } }
+        ? {
+            preroll: {
+              envelope: instr.preroll.envelope,
+              creative: Buffer.from(instr.preroll.creative).toString('base64url'),
+            },
+          }
         : {}),
     });
   }

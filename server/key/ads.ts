@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import type { Segments } from '../../shared/ad-targeting.ts';
 import { pickAd } from '../../shared/ad-targeting.ts';
 import type { Classification } from '../../shared/classification.ts';
+import { hashBytes, toB64 } from '../../shared/crypto.ts';
 import { RentalError } from '../../shared/errors.ts';
 import { LIMITS } from '../../shared/limits.ts';
 import { signPreroll } from '../../shared/preroll.ts';
@@ -137,22 +138,37 @@ export class AdPusher {
    */
   async prerollFor(o: OrderRow): Promise<PrerollAttachment | undefined> {
     try {
+      const ads = await this.repo.ads();
+      if (ads.length === 0) return undefined;
       const item = await this.repo.catalogItem(o.itemNumber);
       if (item?.preroll === false) return undefined;
-      const ad = pickAd(await this.repo.ads(), await this.segmentsOf(o.customerId), Date.now());
+      const ad = pickAd(ads, await this.segmentsOf(o.customerId), Date.now());
       if (!ad) return undefined;
-      const creative = new Uint8Array(await readFile(join(adCreativeDir(this.dataDir), ad.creativeFile)));
+      const { creative, hash } = await this.creativeOf(ad);
       if (creative.length > LIMITS.maxCreativeBytes) return undefined;
       const envelope = signPreroll(
         this.serverSecretKey,
         { orderId: o.id, adId: ad.adId, text: ad.text, mimeType: ad.mimeType },
         creative,
+        hash,
       );
       return { envelope, creative };
     } catch (err) {
       log('warn', 'preroll-unavailable', { orderId: o.id, error: String(err) });
       return undefined;
     }
+  }
+
+  /** Creatives are read and hashed once, not per order (a creative file never changes for its ad). */
+  private readonly creatives = new Map<string, { creative: Uint8Array; hash: string }>();
+  private async creativeOf(ad: AdRow): Promise<{ creative: Uint8Array; hash: string }> {
+    const known = this.creatives.get(ad.adId);
+    if (known) return known;
+    const creative = new Uint8Array(await readFile(join(adCreativeDir(this.dataDir), ad.creativeFile)));
+    const entry = { creative, hash: toB64(hashBytes(creative)) };
+    if (this.creatives.size >= 32) this.creatives.delete(this.creatives.keys().next().value as string);
+    this.creatives.set(ad.adId, entry);
+    return entry;
   }
 
   /** A customer's latest classified segments, or their sign-up answers before any order. */
