@@ -230,6 +230,7 @@ async function main(): Promise<number> {
       const ids = new Set(orders.map((o) => o.order.orderId));
       const stored = await farm.waitFor((e) => e.t === 'stored' && ids.has(e.orderId as string), n);
       const times = stored.map((e) => ((e.at as number) - start) / 1000).sort((a, b) => a - b);
+      if (process.env.BENCH_DEBUG) console.log('TIMES', times.map((t) => t.toFixed(2)).join(' '));
       const total = (times[times.length - 1] as number) || 1;
       const agg = (n * S.parallelEach) / MiB / total;
       results.parallel_aggregate_mb_s = agg;

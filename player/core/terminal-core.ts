@@ -123,6 +123,8 @@ interface Download {
 const MAX_BACKOFF_MS = 10_000;
 /** Chunks read from storage at once when decrypting (16 × 64 KiB). */
 const READ_BLOCK_CHUNKS = 16;
+/** Chunks written to storage at once while receiving (16 × 64 KiB): big enough to save syscalls, small enough that deliveries to one device take turns fairly. */
+const WRITE_BATCH_CHUNKS = 16;
 const PROGRESS_INTERVAL_MS = 250;
 
 export class TerminalCore {
@@ -593,7 +595,9 @@ export class TerminalCore {
   /** Write what has arrived, a batch at a time (at most a progress report's worth, so reports keep coming). */
   private async storeBatch(d: Download): Promise<void> {
     // Storage without batched writes takes one chunk at a time, each counted as soon as it is written.
-    const most = this.opts.storage.writeChunks ? Math.max(1, Math.min(this.opts.progressEvery ?? 64, 64)) : 1;
+    const most = this.opts.storage.writeChunks
+      ? Math.max(1, Math.min(this.opts.progressEvery ?? 64, WRITE_BATCH_CHUNKS))
+      : 1;
     while (d.incoming.length && !d.failed) await this.storeSome(d, d.incoming.splice(0, most));
   }
 

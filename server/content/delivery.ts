@@ -63,7 +63,24 @@ const READ_AHEAD_CHUNKS = 8;
 const STALL_TIMEOUT_MS = 60_000;
 const REPORT_EVERY_MS = 200;
 
+/** Deliveries take turns sending a block each, first come first served. */
+class SendTurns {
+  private readonly waiting: (() => void)[] = [];
+  private busy = false;
+  /** Resolves with this delivery's turn; call the function returned when its block is sent. */
+  async take(): Promise<() => void> {
+    if (this.busy) await new Promise<void>((r) => this.waiting.push(r));
+    this.busy = true;
+    return () => {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.busy = false;
+    };
+  }
+}
+
 export class ContentDelivery implements ContentDispatcher {
+  private readonly turns = new SendTurns();
   private readonly pending = new Map<string, DeliveryInstruction>();
   private readonly sessions = new Map<string, Session>();
 
@@ -224,26 +241,37 @@ export class ContentDelivery implements ContentDispatcher {
       let lastSend: Promise<void> = Promise.resolve();
       const started = Date.now();
       let sent = 0;
-      for (let i = s.have; i < total && !s.cancelled; i++) {
-        while (!s.cancelled && i - s.have >= LIMITS.deliveryWindowChunks)
-          await this.waitForProgress(s, instr);
-        if (s.cancelled) break;
+      // A block of chunks at a time, deliveries taking turns block by block (fair shares when many
+      // run at once); waiting for the terminal or the socket happens outside the turn.
+      for (let i = s.have; i < total && !s.cancelled; ) {
         if (i >= blockStart + READ_AHEAD_CHUNKS) {
           blockStart += READ_AHEAD_CHUNKS;
           block = nextBlock as typeof block;
           const after = blockStart + READ_AHEAD_CHUNKS;
           nextBlock = after < total ? readBlock(after) : undefined;
         }
-        const len = plainChunkLength(item.size, chunkSize, i);
-        const at = (i - blockStart) * chunkSize;
-        const plain = (await block).subarray(at, at + len);
-        const frame = encryptChunkFrame(instr.contentKey, plain, instr.orderId, i, total);
-        lastSend = s.conn.sendBinary(frame);
-        // Only the latest send is awaited; an earlier one failing means the connection closed,
-        // which the close handler deals with. Do not leave its rejection unhandled.
-        lastSend.catch(() => undefined);
+        // This block's chunks (blocks start where the terminal's stored chunks end).
+        const end = Math.min(total, blockStart + READ_AHEAD_CHUNKS);
+        while (!s.cancelled && end - 1 - s.have >= LIMITS.deliveryWindowChunks)
+          await this.waitForProgress(s, instr);
+        if (s.cancelled) break;
+        const plainBlock = await block;
+        const release = await this.turns.take();
+        try {
+          for (; i < end && !s.cancelled; i++) {
+            const at = (i - blockStart) * chunkSize;
+            const plain = plainBlock.subarray(at, at + plainChunkLength(item.size, chunkSize, i));
+            const frame = encryptChunkFrame(instr.contentKey, plain, instr.orderId, i, total);
+            lastSend = s.conn.sendBinary(frame);
+            // Only the latest send is awaited; an earlier one failing means the connection closed,
+            // which the close handler deals with. Do not leave its rejection unhandled.
+            lastSend.catch(() => undefined);
+            sent += frame.length;
+          }
+        } finally {
+          release();
+        }
         if (s.conn.ws.bufferedAmount > LIMITS.maxSocketBufferedBytes) await lastSend;
-        sent += frame.length;
         if (this.maxBytesPerSecond > 0) {
           const ahead = (sent / this.maxBytesPerSecond) * 1000 - (Date.now() - started);
           if (ahead > 0) await new Promise((r) => setTimeout(r, ahead));
