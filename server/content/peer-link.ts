@@ -40,8 +40,10 @@ export class RemoteContent implements ContentDispatcher {
       return {};
     });
     hub.handle('delivery.status', async (conn, m) => {
-      if (this.assigned.get(m.orderId) !== conn)
-        throw new RentalError('NOT_FOUND', 'that order is not assigned to you');
+      // Another key instance may have sent it (shared database) and died: its report is still news.
+      const assigned = this.assigned.get(m.orderId);
+      if (assigned && assigned !== conn)
+        throw new RentalError('NOT_FOUND', 'that order is assigned to another content server');
       if (m.state === 'delivered') {
         this.active.delete(m.orderId);
         this.assigned.delete(m.orderId);
