@@ -40,6 +40,7 @@ for (let i = 0; i < count; i++) {
       const at = Date.now();
       if (e.type === 'welcome') out({ t: 'welcome', i, terminalId: e.terminalId, code: e.pairingCode });
       else if (e.type === 'stored') out({ t: 'stored', i, orderId: e.orderId, at });
+      else if (e.type === 'offer') out({ t: 'offer', i, orderId: e.rental.orderId, at });
       else if (e.type === 'licence') {
         out({ t: 'licence', i, orderId: e.orderId, at });
         if (values['first-frame']) {
