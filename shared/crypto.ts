@@ -77,8 +77,12 @@ export const boxSecretKeyOf = (signSecretKey: Uint8Array): Uint8Array =>
 export type SignPurpose = 'licence' | 'time' | 'terminal-auth' | 'peer-auth' | 'preroll';
 const purposeBytes = (p: SignPurpose) => encodeUtf8(`rental-delivery/v1/${p}\n`);
 
+/** The exact bytes a signature for `purpose` covers (for signers outside this module, e.g. sodium-native). */
+export const signedBytes = (purpose: SignPurpose, data: Uint8Array): Uint8Array =>
+  concatBytes(purposeBytes(purpose), data);
+
 export function signDetached(purpose: SignPurpose, data: Uint8Array, secretKey: Uint8Array): Uint8Array {
-  return na().crypto_sign_detached(concatBytes(purposeBytes(purpose), data), secretKey);
+  return na().crypto_sign_detached(signedBytes(purpose, data), secretKey);
 }
 
 export function verifyDetached(

@@ -5,35 +5,9 @@
  * read once, encrypted once and sent without further copies. Falls back to the shared WASM code when
  * the native addon cannot load.
  */
-import { createRequire } from 'node:module';
 import { CHUNK_ABYTES, CHUNK_HEADER_BYTES, chunkAd, encryptChunk } from '../../shared/crypto.ts';
 import { CHUNK_FRAME_HEADER, encodeChunkFrame } from '../../shared/protocol.ts';
-
-interface SodiumNative {
-  crypto_secretstream_xchacha20poly1305_STATEBYTES: number;
-  crypto_secretstream_xchacha20poly1305_TAG_MESSAGE: number;
-  crypto_secretstream_xchacha20poly1305_TAG_FINAL: number;
-  crypto_secretstream_xchacha20poly1305_init_push(state: Buffer, header: Buffer, key: Buffer): void;
-  crypto_secretstream_xchacha20poly1305_push(
-    state: Buffer,
-    c: Buffer,
-    m: Buffer,
-    ad: Buffer | null,
-    tag: number,
-  ): number;
-}
-
-let native: SodiumNative | null | undefined;
-function loadNative(): SodiumNative | null {
-  if (native === undefined) {
-    try {
-      native = createRequire(import.meta.url)('sodium-native') as SodiumNative;
-    } catch {
-      native = null;
-    }
-  }
-  return native;
-}
+import { loadNative } from '../native-sodium.ts';
 
 export const usingNativeCrypto = () => loadNative() !== null;
 

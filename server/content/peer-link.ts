@@ -5,11 +5,12 @@
  * key travels secretboxed under the peer key.
  */
 import { WebSocket } from 'ws';
-import { fromB64, macOf, macValid, secretboxOpen, secretboxSeal, toB64 } from '../../shared/crypto.ts';
+import { fromB64, macOf, macValid, toB64 } from '../../shared/crypto.ts';
 import { RentalError } from '../../shared/errors.ts';
 import { ServerMessage } from '../../shared/protocol.ts';
 import type { Conn, ConnectionHub } from '../connection-hub.ts';
 import { log } from '../log.ts';
+import { nativeSecretboxOpen, nativeSecretboxSeal } from '../native-sodium.ts';
 import type { ContentDelivery, ContentDispatcher, DeliveryInstruction, DeliveryStatus } from './delivery.ts';
 
 /** Key-server side: dispatches instructions to whichever content servers are connected. */
@@ -85,7 +86,7 @@ export class RemoteContent implements ContentDispatcher {
       orderId: instr.orderId,
       itemNumber: instr.itemNumber,
       terminalId: instr.terminalId,
-      sealedKey: toB64(secretboxSeal(instr.contentKey, this.peerKey)),
+      sealedKey: toB64(nativeSecretboxSeal(instr.contentKey, this.peerKey)),
       notBefore: instr.notBefore,
       notAfter: instr.notAfter,
       ...(instr.preroll
@@ -136,7 +137,7 @@ export class PeerClient {
       } else if (m.type === 'error') {
         log('warn', 'peer-error', { code: m.code, message: m.message });
       } else if (m.type === 'delivery.instruct') {
-        const contentKey = secretboxOpen(fromB64(m.sealedKey), this.peerKey);
+        const contentKey = nativeSecretboxOpen(fromB64(m.sealedKey), this.peerKey);
         this.onInstructed(m.orderId);
         const { preroll, sealedKey: _, type: __, ...rest } = m;
         this.delivery().instruct({

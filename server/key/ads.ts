@@ -115,9 +115,11 @@ export class AdPusher {
   async pushTo(terminalId: string): Promise<void> {
     try {
       const conn = this.hub.terminal(terminalId);
-      const t = conn && (await this.repo.terminalById(terminalId));
-      if (!conn || !t?.customerId) return;
-      const ad = pickAd(await this.repo.ads(), await this.segmentsOf(t.customerId), Date.now());
+      const ads = conn ? await this.repo.ads() : [];
+      if (!conn || ads.length === 0) return; // no inventory: nothing to look up
+      const t = await this.repo.terminalById(terminalId);
+      if (!t?.customerId) return;
+      const ad = pickAd(ads, await this.segmentsOf(t.customerId), Date.now());
       if (!ad) return;
       conn.send({
         type: 'ad.push',

@@ -7,13 +7,12 @@
  * The licence is never sent before its key-delivery time and never at or after notAfter, and it
  * is issued once: a resend carries the same signed bytes.
  */
-import { secretboxOpen } from '../../shared/crypto.ts';
 import { RentalError } from '../../shared/errors.ts';
-import { issueLicence } from '../../shared/licence.ts';
 import { type Cluster, LocalCluster } from '../cluster.ts';
 import type { ConnectionHub } from '../connection-hub.ts';
 import type { ContentDispatcher, DeliveryStatus, PrerollAttachment } from '../content/delivery.ts';
 import { log } from '../log.ts';
+import { nativeIssueLicence, nativeSecretboxOpen } from '../native-sodium.ts';
 import type { ServerIdentity } from '../server-identity.ts';
 import type { JobRow, OrderRow, Repository } from '../store/repository.ts';
 import type { Orders } from './orders.ts';
@@ -163,7 +162,7 @@ export class DeliveryQueue {
       return this.orders.push(o.id);
     }
     if (now >= o.notAfter || !o.wrappedKey) return; // the expire job closes it
-    const contentKey = secretboxOpen(o.wrappedKey, this.identity.storageKey);
+    const contentKey = nativeSecretboxOpen(o.wrappedKey, this.identity.storageKey);
 
     if (job.kind === 'content') {
       await this.repo.setJobState(o.id, 'content', 'dispatched');
@@ -203,7 +202,7 @@ export class DeliveryQueue {
     if (!licence) {
       const terminal = await this.repo.terminalById(o.terminalId);
       if (!terminal) return;
-      licence = issueLicence(
+      licence = nativeIssueLicence(
         this.identity.signSecretKey,
         {
           orderId: o.id,

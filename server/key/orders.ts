@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { classify } from '../../shared/classification.ts';
-import { chunkCount, newContentKey, secretboxSeal } from '../../shared/crypto.ts';
+import { chunkCount } from '../../shared/crypto.ts';
 import { RentalError } from '../../shared/errors.ts';
 import { LIMITS } from '../../shared/limits.ts';
 import { orderTimes } from '../../shared/order-times.ts';
@@ -13,6 +13,7 @@ import type { OrderStatus, OrderView } from '../../shared/protocol.ts';
 import { type Cluster, LocalCluster } from '../cluster.ts';
 import type { ConnectionHub } from '../connection-hub.ts';
 import { log } from '../log.ts';
+import { nativeContentKey, nativeSecretboxSeal } from '../native-sodium.ts';
 import type { JobRow, OrderRow, Repository } from '../store/repository.ts';
 import type { Terminals } from './terminals.ts';
 
@@ -60,7 +61,7 @@ export class Orders {
         terminalId: terminal.id,
         periodSeconds: m.periodSeconds,
         ...times,
-        wrappedKey: secretboxSeal(newContentKey(), this.storageKey),
+        wrappedKey: nativeSecretboxSeal(nativeContentKey(), this.storageKey),
         contentState: 'scheduled',
         keyState: 'scheduled',
         chunksDelivered: 0,
