@@ -90,10 +90,8 @@ export class Terminals {
       await this.ownTerminal(conn, m.terminalId);
       await repo.unlinkTerminal(m.terminalId);
       log('info', 'terminal-unlinked', { terminalId: m.terminalId });
-      for (const c of hub.customerConns(conn.customerId as string)) {
-        c.send({ type: 'terminal.removed', terminalId: m.terminalId });
-      }
-      cluster.publish('terminal', `${m.terminalId}:link`);
+      // The former owner's store apps on every instance drop it; the terminal shows a code again.
+      cluster.publish('terminal', `${m.terminalId}:link:${conn.customerId}`);
       return {};
     });
 
@@ -123,10 +121,12 @@ export class Terminals {
 
   /** A terminal came, went, or was linked or unlinked, on this or another instance. */
   private async onTerminalChange(payload: string): Promise<void> {
-    const [terminalId, what] = payload.split(':') as [string, string | undefined];
+    const [terminalId, what, formerOwner] = payload.split(':') as [string, string?, string?];
     const t = await this.repo.terminalById(terminalId);
     if (!t) return;
     if (t.customerId) this.pushToOwner(t.customerId, this.view(t));
+    else if (formerOwner)
+      for (const c of this.hub.customerConns(formerOwner)) c.send({ type: 'terminal.removed', terminalId });
     const live = this.hub.terminal(terminalId);
     if (what !== 'link' || !live) return;
     const w = await this.welcome(terminalId);

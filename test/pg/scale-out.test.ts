@@ -9,7 +9,18 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, test } from 'node:test';
 import { cryptoReady } from '../../shared/crypto.ts';
-import { cleanup, collect, customer, defer, rentNow, tempDir, terminal, testServer } from '../harness.ts';
+import { RentalClient } from '../../shared/rental-client.ts';
+import {
+  cleanup,
+  collect,
+  customer,
+  defer,
+  rentNow,
+  socket,
+  tempDir,
+  terminal,
+  testServer,
+} from '../harness.ts';
 import { freshDatabase, PG_SKIP } from '../pg-databases.ts';
 import { freePort, spawnServer } from '../reliability/server-process.ts';
 
@@ -49,6 +60,17 @@ test('two instances: link, rent and watch the order through instance B, the term
   assert.ok(updates.includes('delivering') && updates.includes('window-open'), updates.join(','));
   // Each job was run by one instance: one licence, never two.
   assert.equal(t.log.events.filter((e) => e.type === 'licence').length, 1);
+
+  // Unlinked through B: the terminal on A shows a code again, and the customer's store app open on A
+  // drops it from its list.
+  const onA = new RentalClient(a.wsUrl, socket);
+  await onA.connect();
+  defer(() => onA.close());
+  await onA.request('auth.login', { email: c.email, password: 'correct horse battery' });
+  const removed = new Promise((resolve) => onA.on('terminal.removed', resolve));
+  await c.request('terminal.unlink', { terminalId: t.core.terminalId });
+  await t.log.waitFor('linked', (e) => !e.linked);
+  assert.deepEqual(await removed, { type: 'terminal.removed', terminalId: t.core.terminalId });
 });
 
 test('roles apart on PostgreSQL: two key servers, two content servers, one killed mid-delivery; the rental completes', {
