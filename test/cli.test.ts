@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, test } from 'node:test';
 import { cleanup, tempDir } from './harness.ts';
@@ -32,6 +33,24 @@ test('every command rejects missing or invalid arguments with a message and a no
     ['server/cli.ts', ['serve', '--role', 'both'], /--role must be all, key or content/],
     ['server/cli.ts', ['serve', '--role', 'content'], /--role content needs --key-server/],
     ['server/cli.ts', ['serve', '--role', 'content', '--key-server', 'http://x'], /ws:\/\/ or wss:\/\//],
+    ['server/cli.ts', ['serve', '--database-url', 'mysql://x'], /must look like postgres:\/\//],
+    [
+      'server/cli.ts',
+      [
+        'serve',
+        '--no-open',
+        '--port',
+        '0',
+        '--data',
+        join(tmpdir(), 'rd-cli-pg'),
+        '--database-url',
+        'postgres://u:hunter22@127.0.0.1:1/db',
+      ],
+      /cannot open the PostgreSQL database 127\.0\.0\.1:1\/db: connect ECONNREFUSED/,
+    ],
+    ['server/cli.ts', ['admin'], /admin needs create, grant or revoke/],
+    ['server/cli.ts', ['admin', 'grant', 'not-an-email'], /is not an e-mail address/],
+    ['server/cli.ts', ['catalog', 'preroll', '101', 'maybe'], /catalog preroll ITEM on\|off/],
     ['server/cli.ts', ['ads'], /ads needs add, list or remove/],
     ['server/cli.ts', ['ads', 'add'], /--text is required/],
     [
@@ -58,6 +77,7 @@ test('every command rejects missing or invalid arguments with a message and a no
     const r = run(script, args);
     assert.notEqual(r.status, 0, `${script} ${args.join(' ')} should fail`);
     assert.match(r.stderr + r.stdout, want, `${script} ${args.join(' ')}`);
+    assert.doesNotMatch(r.stderr + r.stdout, /hunter22/, 'a password in a URL is never printed');
   }
 });
 

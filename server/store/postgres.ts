@@ -70,6 +70,16 @@ const toPg = (sql: string) => {
   return s;
 };
 
+/** host:port/database of a URL, for messages: never the password. */
+export function where(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.hostname}:${u.port || 5432}${u.pathname}`;
+  } catch {
+    return '(unparseable URL)';
+  }
+}
+
 /** Any one instance migrates at a time; the others wait on this advisory lock. */
 const MIGRATION_LOCK = 7_264_211;
 
@@ -85,7 +95,12 @@ export class PgRepository implements Repository {
     // A dropped idle connection must not crash the process; the pool replaces it.
     pool.on('error', (err) => log('warn', 'postgres-idle-client-error', { error: err.message }));
     const repo = new PgRepository(pool);
-    await repo.migrate();
+    try {
+      await repo.migrate();
+    } catch (err) {
+      await pool.end().catch(() => undefined);
+      throw new Error(`cannot open the PostgreSQL database ${where(url)}: ${(err as Error).message}`);
+    }
     return repo;
   }
 
