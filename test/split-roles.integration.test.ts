@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, test } from 'node:test';
 import { WebSocket } from 'ws';
-import { cleanup, collect, linkedPair, tempDir, testServer } from './harness.ts';
+import { cleanup, collect, linkedPair, rentNow, tempDir, testServer } from './harness.ts';
 
 afterEach(cleanup);
 
@@ -43,6 +43,31 @@ test('roles apart: the key server instructs the content server, which delivers t
   assert.equal(row?.contentState, 'delivered');
   assert.equal(row?.chunksDelivered, order.totalChunks);
   assert.ok(content.hub.isOnline(t.core.terminalId), 'the terminal holds a connection to the content server');
+});
+
+test('two content servers share the deliveries of one key server', async () => {
+  const dataDir = tempDir();
+  const contentUrls: string[] = [];
+  const key = await testServer({ dataDir, role: 'key', contentUrls, ordersPerMinute: 100 });
+  const contents = [];
+  for (let k = 0; k < 2; k++) {
+    const content = await testServer({
+      dataDir,
+      role: 'content',
+      keyServerUrls: [key.wsUrl],
+      databaseUrl: key.databaseUrl,
+    });
+    contentUrls.push(content.wsUrl);
+    contents.push(content);
+  }
+  const { c, t } = await linkedPair(key);
+  for (const content of contents) await t.log.waitFor('connected', (e) => e.url === content.wsUrl);
+  // Orders are spread by order id; with 16 of them, both servers get some (all on one: 2 in 65,536).
+  const orders = [];
+  for (let k = 0; k < 16; k++) orders.push(await rentNow(c, t.core.terminalId, 101, 60));
+  for (const o of orders) await t.log.waitFor('stored', (e) => e.orderId === o.orderId);
+  const from = new Set(t.log.events.flatMap((e) => (e.type === 'offer' ? [e.from] : [])));
+  assert.deepEqual([...from].sort(), [...contentUrls].sort());
 });
 
 test('the peer link refuses a content server without the peer key', async () => {

@@ -65,7 +65,8 @@ export type TerminalEvent =
       pairingCode: string | null;
       pairingExpiresAt: number | null;
     }
-  | { type: 'offer'; rental: StoredRental }
+  /** `from`: the server delivering it (the key server, or one of the content servers). */
+  | { type: 'offer'; rental: StoredRental; from: string }
   | { type: 'progress'; orderId: string; have: number; total: number; bytes: number; size: number }
   | { type: 'stored'; orderId: string }
   | { type: 'licence'; orderId: string; notBefore: number; notAfter: number }
@@ -551,7 +552,7 @@ export class TerminalCore {
         expired: false,
       };
       await this.opts.storage.putRental(rental);
-      this.emit({ type: 'offer', rental });
+      this.emit({ type: 'offer', rental, from: link.url });
     }
     this.scheduleExpiry(rental.orderId, rental.notAfter);
     this.downloads.set(m.orderId, {
