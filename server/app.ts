@@ -115,19 +115,18 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     });
     peer = new KeyServerLinks(opts.keyServerUrls, identity.peerKey, () => local as ContentDelivery);
   } else {
-    const terminals = new Terminals(hub, repo, () => opts.contentUrls ?? [], opts.pairingCodeTtlMs, cluster);
+    const terminals = new Terminals(hub, repo, cluster, () => opts.contentUrls ?? [], opts.pairingCodeTtlMs);
     new Accounts(hub, repo);
     const dispatcher: ContentDispatcher =
       role === 'all' ? (local as ContentDelivery) : new RemoteContent(hub, identity.peerKey, onStatus);
     const orders = new Orders(
       hub,
       repo,
+      cluster,
       terminals,
       identity.storageKey,
       opts.minRentalSeconds ?? LIMITS.defaultMinRentalSeconds,
-      () => cluster.publish('jobs', ''),
       opts.ordersPerMinute ?? LIMITS.ordersPerMinute,
-      cluster,
     );
     // With the demo catalog only: an operator's own catalog never gets the demo's ad.
     if (opts.seedDemoAd && demoLoaded && (await seedDemoAd(repo, dataDir))) log('info', 'demo-ad-loaded', {});
@@ -136,12 +135,12 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     queue = new DeliveryQueue(
       hub,
       repo,
+      cluster,
       identity,
       orders,
       dispatcher,
       (terminalId) => void ads.pushTo(terminalId),
       (o) => ads.prerollFor(o),
-      cluster,
     );
     beats.onRecovered = () => cluster.publish('jobs', '');
   }

@@ -8,7 +8,7 @@
  * is issued once: a resend carries the same signed bytes.
  */
 import { RentalError } from '../../shared/errors.ts';
-import { type Cluster, LocalCluster } from '../cluster.ts';
+import type { Cluster } from '../cluster.ts';
 import type { ConnectionHub } from '../connection-hub.ts';
 import type { ContentDispatcher, DeliveryStatus, PrerollAttachment } from '../content/delivery.ts';
 import { log } from '../log.ts';
@@ -29,6 +29,8 @@ export class DeliveryQueue {
   constructor(
     private readonly hub: ConnectionHub,
     private readonly repo: Repository,
+    /** Shared by every module of this instance: new jobs and terminal changes from all instances. */
+    private readonly cluster: Cluster,
     private readonly identity: ServerIdentity,
     private readonly orders: Orders,
     private readonly content: ContentDispatcher,
@@ -37,7 +39,6 @@ export class DeliveryQueue {
     /** The signed pre-roll to attach to an order's delivery, if any (claims 14/20/26). */
     private readonly prerollFor: (o: OrderRow) => Promise<PrerollAttachment | undefined> = async () =>
       undefined,
-    private readonly cluster: Cluster = new LocalCluster('local'),
   ) {
     // A terminal (re)connected here (its presence is recorded by then): what waited for it, or went
     // to its previous connection, on whichever instance, goes again.

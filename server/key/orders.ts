@@ -10,7 +10,7 @@ import { RentalError } from '../../shared/errors.ts';
 import { LIMITS } from '../../shared/limits.ts';
 import { orderTimes } from '../../shared/order-times.ts';
 import type { OrderStatus, OrderView } from '../../shared/protocol.ts';
-import { type Cluster, LocalCluster } from '../cluster.ts';
+import type { Cluster } from '../cluster.ts';
 import type { ConnectionHub } from '../connection-hub.ts';
 import { log } from '../log.ts';
 import { nativeContentKey, nativeSecretboxSeal } from '../native-sodium.ts';
@@ -32,12 +32,12 @@ export class Orders {
   constructor(
     private readonly hub: ConnectionHub,
     private readonly repo: Repository,
+    /** Shared by every module of this instance: order pushes and new jobs reach all instances. */
+    private readonly cluster: Cluster,
     terminals: Terminals,
     private readonly storageKey: Uint8Array,
     private readonly minPeriodSeconds: number,
-    private readonly onPlaced: () => void,
     ordersPerMinute: number = LIMITS.ordersPerMinute,
-    private readonly cluster: Cluster = new LocalCluster('local'),
   ) {
     cluster.on('order', (orderId) =>
       this.pushHere(orderId).catch((err) =>
@@ -97,7 +97,8 @@ export class Orders {
         itemNumber: item.itemNumber,
         terminalId: terminal.id,
       });
-      this.onPlaced();
+      // Its jobs are in the table: whichever instance holds the terminal looks now.
+      this.cluster.publish('jobs', '');
       return { order: await this.view(order) };
     });
 

@@ -6,7 +6,7 @@ import { randomInt } from 'node:crypto';
 import { RentalError } from '../../shared/errors.ts';
 import { LIMITS } from '../../shared/limits.ts';
 import type { TerminalView, TerminalWelcome } from '../../shared/protocol.ts';
-import { type Cluster, LocalCluster } from '../cluster.ts';
+import type { Cluster } from '../cluster.ts';
 import type { Conn, ConnectionHub } from '../connection-hub.ts';
 import { log } from '../log.ts';
 import type { Repository, TerminalRow } from '../store/repository.ts';
@@ -27,9 +27,9 @@ export class Terminals {
   constructor(
     private readonly hub: ConnectionHub,
     private readonly repo: Repository,
+    readonly cluster: Cluster,
     private readonly contentUrls: () => string[],
     private readonly pairingCodeTtlMs: number = LIMITS.pairingCodeTtlMs,
-    readonly cluster: Cluster = new LocalCluster('local'),
   ) {
     hub.handle('terminal.auth', async (conn, m) => {
       const terminalId = hub.authenticateTerminal(conn, m.signPublicKey, m.signature);
