@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, test } from 'node:test';
 import { addAd } from '../server/key/ads.ts';
-import { cleanup, linkedPair, sleep, storeEnv, terminal, testServer } from './harness.ts';
+import { cleanup, linkedPair, rentNow, sleep, storeEnv, terminal, testServer } from './harness.ts';
 
 afterEach(cleanup);
 
@@ -42,12 +42,7 @@ test('ads follow the segments: pushed with the licence and on reconnect, never e
   // Before any order the customer has no genre: only ads without a genre target could match.
   await sleep(200);
   assert.equal(t.log.find('ad'), undefined);
-  const { order } = await c.request('order.place', {
-    itemNumber: 103,
-    terminalId: t.core.terminalId,
-    periodSeconds: 600,
-    schedule: { mode: 'now' },
-  });
+  const order = await rentNow(c, t.core.terminalId, 103);
   await t.log.waitFor('licence', (e) => e.orderId === order.orderId);
   const pushed = await t.log.waitFor('ad');
   assert.equal(pushed.adId, drama.adId);

@@ -12,6 +12,23 @@ afterEach(cleanup);
 const run = (script: string, args: string[], timeout = 60_000) =>
   spawnSync(process.execPath, ['--import', 'tsx', script, ...args], { encoding: 'utf8', timeout });
 
+/** `cli ingest FILE` with the catalog fields every ingest needs. */
+const ingest = (data: string, file: string, item: string, title: string, genre: string, price: string) =>
+  run('server/cli.ts', [
+    'ingest',
+    file,
+    '--item',
+    item,
+    '--title',
+    title,
+    '--genre',
+    genre,
+    '--price-cents',
+    price,
+    '--data',
+    data,
+  ]);
+
 test('every command rejects missing or invalid arguments with a message and a non-zero exit', () => {
   const cases: [string, string[], RegExp][] = [
     ['server/cli.ts', [], /usage/],
@@ -83,20 +100,7 @@ test('every command rejects missing or invalid arguments with a message and a no
 
 test('ingest stores a real clip with a progress line and refuses a fake one, leaving nothing behind', () => {
   const data = tempDir();
-  const ok = run('server/cli.ts', [
-    'ingest',
-    'media/demo/colour-bars-at-dawn.webm',
-    '--item',
-    '501',
-    '--title',
-    'Bars Again',
-    '--genre',
-    'Documentary',
-    '--price-cents',
-    '199',
-    '--data',
-    data,
-  ]);
+  const ok = ingest(data, 'media/demo/colour-bars-at-dawn.webm', '501', 'Bars Again', 'Documentary', '199');
   assert.equal(ok.status, 0, ok.stderr);
   assert.match(ok.stderr, /ingesting .*100%/);
   assert.match(ok.stdout, /item 501 "Bars Again" ingested/);
@@ -105,20 +109,7 @@ test('ingest stores a real clip with a progress line and refuses a fake one, lea
 
   const fake = join(data, 'fake.webm');
   writeFileSync(fake, 'this is not a video at all');
-  const bad = run('server/cli.ts', [
-    'ingest',
-    fake,
-    '--item',
-    '502',
-    '--title',
-    'Fake',
-    '--genre',
-    'X',
-    '--price-cents',
-    '1',
-    '--data',
-    data,
-  ]);
+  const bad = ingest(data, fake, '502', 'Fake', 'X', '1');
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /not a WebM, Matroska or MP4 file/);
   assert.doesNotMatch(run('server/cli.ts', ['catalog', '--data', data]).stdout, /Fake/);
@@ -127,20 +118,7 @@ test('ingest stores a real clip with a progress line and refuses a fake one, lea
     [],
     'no half-ingested temporary file',
   );
-  const missing = run('server/cli.ts', [
-    'ingest',
-    join(data, 'nope.webm'),
-    '--item',
-    '503',
-    '--title',
-    'N',
-    '--genre',
-    'X',
-    '--price-cents',
-    '1',
-    '--data',
-    data,
-  ]);
+  const missing = ingest(data, join(data, 'nope.webm'), '503', 'N', 'X', '1');
   assert.equal(missing.status, 1);
   assert.match(missing.stderr, /is not a file/);
   assert.ok(existsSync(join(data, 'rental.sqlite')));
@@ -173,20 +151,7 @@ test('ingest refuses a truncated or corrupt clip with the reason, and keeps noth
     [truncated, '601'],
     [corrupt, '602'],
   ] as const) {
-    const r = run('server/cli.ts', [
-      'ingest',
-      file,
-      '--item',
-      item,
-      '--title',
-      'Bad',
-      '--genre',
-      'X',
-      '--price-cents',
-      '1',
-      '--data',
-      data,
-    ]);
+    const r = ingest(data, file, item, 'Bad', 'X', '1');
     assert.equal(r.status, 1, r.stdout);
     assert.match(r.stderr, /ingest refused: .* is corrupt or truncated: \S+/);
   }

@@ -11,7 +11,7 @@ import type { TerminalError } from '../player/core/terminal-core.ts';
 import type { StoredRental } from '../player/core/terminal-storage.ts';
 import { FileStorage } from '../player/headless/file-storage.ts';
 import type { RentalError } from '../shared/errors.ts';
-import { cleanup, collect, customer, linkedPair, sleep, terminal, testServer } from './harness.ts';
+import { cleanup, collect, customer, linkedPair, rentNow, sleep, terminal, testServer } from './harness.ts';
 
 afterEach(cleanup);
 
@@ -30,12 +30,7 @@ test('full rental: order, encrypted delivery, licence, decrypt equals the origin
   const updates: string[] = [];
   c.on('order.update', (m) => updates.push(m.order.status));
 
-  const { order } = await c.request('order.place', {
-    itemNumber: 102,
-    terminalId: t.core.terminalId,
-    periodSeconds: 3,
-    schedule: { mode: 'now' },
-  });
+  const order = await rentNow(c, t.core.terminalId, 102, 3);
   assert.equal(order.title, 'The Mandelbrot Voyage');
   await t.log.waitFor('stored', (e) => e.orderId === order.orderId);
   await t.log.waitFor('licence', (e) => e.orderId === order.orderId);
@@ -118,12 +113,7 @@ test('a terminal offline at delivery time gets content and key when it comes bac
   const { c, t } = await linkedPair(server);
   t.core.stop();
   await sleep(100);
-  const { order } = await c.request('order.place', {
-    itemNumber: 103,
-    terminalId: t.core.terminalId,
-    periodSeconds: 60,
-    schedule: { mode: 'now' },
-  });
+  const order = await rentNow(c, t.core.terminalId, 103, 60);
   await sleep(300);
   const listed = (await c.request('order.list', {})).orders[0];
   assert.equal(listed?.contentState, 'waiting-terminal');
@@ -140,12 +130,7 @@ test('the licence is never sent after the window: an offline terminal back too l
   const { c, t } = await linkedPair(server);
   t.core.stop();
   await sleep(100);
-  const { order } = await c.request('order.place', {
-    itemNumber: 101,
-    terminalId: t.core.terminalId,
-    periodSeconds: 1,
-    schedule: { mode: 'now' },
-  });
+  const order = await rentNow(c, t.core.terminalId, 101, 1);
   await sleep(1500);
   const again = await terminal(server, { dir: t.dir });
   await sleep(500);
@@ -181,12 +166,7 @@ test('server restarted mid-delivery: the order survives and the transfer resumes
     },
   });
   const { c, t } = await linkedPair(server, { storage, dir, progressEvery: 4 });
-  const { order } = await c.request('order.place', {
-    itemNumber: 102,
-    terminalId: t.core.terminalId,
-    periodSeconds: 120,
-    schedule: { mode: 'now' },
-  });
+  const order = await rentNow(c, t.core.terminalId, 102, 120);
   await t.log.waitFor('progress', (e) => e.have >= 8);
   await server.close();
   release();
@@ -246,12 +226,7 @@ test("a customer cannot see, target, rename or unlink another customer's termina
 test('tampered ciphertext and a tampered stored licence are refused at decryption', async () => {
   const server = await testServer();
   const { c, t } = await linkedPair(server);
-  const { order } = await c.request('order.place', {
-    itemNumber: 101,
-    terminalId: t.core.terminalId,
-    periodSeconds: 60,
-    schedule: { mode: 'now' },
-  });
+  const order = await rentNow(c, t.core.terminalId, 101, 60);
   await t.log.waitFor('licence', (e) => e.orderId === order.orderId);
   await t.log.waitFor('stored', (e) => e.orderId === order.orderId);
   const file = join(t.dir, 'rentals', order.orderId, 'content.enc');
@@ -279,12 +254,7 @@ test('a clock turned back past the last server-signed time is refused offline', 
   let skew = 0;
   const clock = { now: () => Date.now() + skew, monotonic: () => performance.now() };
   const { c, t } = await linkedPair(server, { clock });
-  const { order } = await c.request('order.place', {
-    itemNumber: 101,
-    terminalId: t.core.terminalId,
-    periodSeconds: 3600,
-    schedule: { mode: 'now' },
-  });
+  const order = await rentNow(c, t.core.terminalId, 101, 3600);
   await t.log.waitFor('licence', (e) => e.orderId === order.orderId);
   await t.log.waitFor('stored', (e) => e.orderId === order.orderId);
   t.core.stop();
@@ -323,12 +293,7 @@ test('a terminal reconnecting while its old connection lingers gets the delivery
   const id = await new FileStorage(dir).loadIdentity();
   assert.ok(id);
   const stale = await rawTerminal(server.wsUrl, id);
-  const { order } = await c.request('order.place', {
-    itemNumber: 101,
-    terminalId: t.core.terminalId,
-    periodSeconds: 60,
-    schedule: { mode: 'now' },
-  });
+  const order = await rentNow(c, t.core.terminalId, 101, 60);
   await sleep(300);
   assert.ok(
     stale.seen().includes('delivery.offer') && stale.seen().includes('licence.deliver'),

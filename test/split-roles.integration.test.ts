@@ -9,26 +9,35 @@ import { cleanup, collect, linkedPair, rentNow, tempDir, testServer } from './ha
 
 afterEach(cleanup);
 
-test('roles apart: the key server instructs the content server, which delivers to the terminal', async () => {
+/** A key server and `n` content servers on one data folder (and database), linked as in DEPLOY.md. */
+async function splitRoles(n: number, keyOpts: Parameters<typeof testServer>[0] = {}) {
   const dataDir = tempDir();
   const contentUrls: string[] = [];
-  const key = await testServer({ dataDir, role: 'key', contentUrls });
-  const content = await testServer({
-    dataDir,
-    role: 'content',
-    keyServerUrls: [key.wsUrl],
-    databaseUrl: key.databaseUrl,
-  });
-  contentUrls.push(content.wsUrl);
+  const key = await testServer({ dataDir, role: 'key', contentUrls, ...keyOpts });
+  const contents = [];
+  for (let k = 0; k < n; k++) {
+    const content = await testServer({
+      dataDir,
+      role: 'content',
+      keyServerUrls: [key.wsUrl],
+      databaseUrl: key.databaseUrl,
+    });
+    contentUrls.push(content.wsUrl);
+    contents.push(content);
+  }
+  return { key, contents, contentUrls };
+}
+
+test('roles apart: the key server instructs the content server, which delivers to the terminal', async () => {
+  const {
+    key,
+    contents: [content],
+  } = await splitRoles(1);
+  if (!content) throw new Error('no content server');
   const { c, t } = await linkedPair(key);
   await t.log.waitFor('connected', (e) => e.url === content.wsUrl);
 
-  const { order } = await c.request('order.place', {
-    itemNumber: 103,
-    terminalId: t.core.terminalId,
-    periodSeconds: 60,
-    schedule: { mode: 'now' },
-  });
+  const order = await rentNow(c, t.core.terminalId, 103, 60);
   await t.log.waitFor('stored', (e) => e.orderId === order.orderId);
   await t.log.waitFor('licence', (e) => e.orderId === order.orderId);
   const clear = await collect(t.core, order.orderId);
@@ -46,20 +55,7 @@ test('roles apart: the key server instructs the content server, which delivers t
 });
 
 test('two content servers share the deliveries of one key server', async () => {
-  const dataDir = tempDir();
-  const contentUrls: string[] = [];
-  const key = await testServer({ dataDir, role: 'key', contentUrls, ordersPerMinute: 100 });
-  const contents = [];
-  for (let k = 0; k < 2; k++) {
-    const content = await testServer({
-      dataDir,
-      role: 'content',
-      keyServerUrls: [key.wsUrl],
-      databaseUrl: key.databaseUrl,
-    });
-    contentUrls.push(content.wsUrl);
-    contents.push(content);
-  }
+  const { key, contents, contentUrls } = await splitRoles(2, { ordersPerMinute: 100 });
   const { c, t } = await linkedPair(key);
   for (const content of contents) await t.log.waitFor('connected', (e) => e.url === content.wsUrl);
   // Orders are spread by order id; with 16 of them, both servers get some (all on one: 2 in 65,536).

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { afterEach, test } from 'node:test';
 import type { Page } from 'playwright-core';
 import { addAd } from '../../server/key/ads.ts';
-import { cleanup, customer, testServer } from '../harness.ts';
+import { cleanup, customer, rentNow, testServer } from '../harness.ts';
 import { openPage, screenshot, sharedBrowser } from './browser.ts';
 
 const browser = sharedBrowser();
@@ -147,12 +147,7 @@ test('outside the window: playback stops at notAfter, refuses afterwards, and In
   const player = await openPlayer(server.url);
   const c = await customer(server);
   const { terminal } = await c.request('terminal.link', { code: player.code, name: 'TV' });
-  const { order } = await c.request('order.place', {
-    itemNumber: 101,
-    terminalId: terminal.terminalId,
-    periodSeconds: 7,
-    schedule: { mode: 'now' },
-  });
+  const order = await rentNow(c, terminal.terminalId, 101, 7);
   const row = player.page.getByTestId(`rental-${order.orderId}`);
   await row.and(player.page.locator('[data-state="ready"]')).waitFor();
   const before = await idbHolds(player.page, order.orderId);
@@ -208,12 +203,7 @@ test('a reload mid-download resumes where it stopped', async () => {
   const player = await openPlayer(server.url);
   const c = await customer(server);
   const { terminal } = await c.request('terminal.link', { code: player.code, name: 'TV' });
-  const { order } = await c.request('order.place', {
-    itemNumber: 102,
-    terminalId: terminal.terminalId,
-    periodSeconds: 600,
-    schedule: { mode: 'now' },
-  });
+  const order = await rentNow(c, terminal.terminalId, 102);
   const bar = player.page.getByTestId(`rental-${order.orderId}`).getByTestId('download-progress');
   await player.page.waitForFunction(
     (id) =>
@@ -248,12 +238,7 @@ test('offline, a clock set back is refused; with the right time offline playback
   const player = await openPlayer(server.url);
   const c = await customer(server);
   const { terminal } = await c.request('terminal.link', { code: player.code, name: 'TV' });
-  const { order } = await c.request('order.place', {
-    itemNumber: 101,
-    terminalId: terminal.terminalId,
-    periodSeconds: 3600,
-    schedule: { mode: 'now' },
-  });
+  const order = await rentNow(c, terminal.terminalId, 101, 3600);
   await player.page
     .getByTestId(`rental-${order.orderId}`)
     .and(player.page.locator('[data-state="ready"]'))

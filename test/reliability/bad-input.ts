@@ -14,7 +14,7 @@ import {
   ServerMessage,
   TERMINAL_TYPES,
 } from '../../shared/protocol.ts';
-import { collect, linkedPair, testServer } from '../harness.ts';
+import { collect, linkedPair, rentNow, testServer } from '../harness.ts';
 
 type Case =
   | { kind: 'text'; text: string; conn: 'anon' | 'customer' }
@@ -239,12 +239,7 @@ export async function runBadInput(numRuns: number, seed?: number): Promise<FuzzR
   };
 
   // The healthy terminal gets a rental while the fuzz runs.
-  const { order } = await c.request('order.place', {
-    itemNumber: 103,
-    terminalId: t.core.terminalId,
-    periodSeconds: 600,
-    schedule: { mode: 'now' },
-  });
+  const order = await rentNow(c, t.core.terminalId, 103);
 
   const conns = { anon: new RawConn(server.wsUrl), customer: new RawConn(server.wsUrl, c.token) };
   await conns.anon.open();

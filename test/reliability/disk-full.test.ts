@@ -9,7 +9,7 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, test } from 'node:test';
-import { cleanup, defer, linkedPair, testServer } from '../harness.ts';
+import { cleanup, defer, linkedPair, rentNow, testServer } from '../harness.ts';
 
 afterEach(cleanup);
 
@@ -109,12 +109,7 @@ test('an order on a full disk: STORAGE_FULL, the server keeps serving, and works
   assert.equal((await c.request('ping', {})).time > 0, true, 'the server still answers');
   rmSync(filler);
   writeFileSync(join(data, 'ok'), 'space again');
-  const { order } = await c.request('order.place', {
-    itemNumber: 101,
-    terminalId: t.core.terminalId,
-    periodSeconds: 60,
-    schedule: { mode: 'now' },
-  });
+  const order = await rentNow(c, t.core.terminalId, 101, 60);
   await t.log.waitFor('licence', (e) => e.orderId === order.orderId);
   const db = (server.repo as unknown as { db: { pragma(s: string): unknown } }).db;
   assert.deepEqual(db.pragma('integrity_check'), [{ integrity_check: 'ok' }]);

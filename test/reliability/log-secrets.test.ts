@@ -9,7 +9,7 @@ import { afterEach, test } from 'node:test';
 import { SqliteRepository } from '../../server/store/sqlite.ts';
 import { cryptoReady, fromB64, secretboxOpen, toB64 } from '../../shared/crypto.ts';
 import { RentalClient } from '../../shared/rental-client.ts';
-import { cleanup, defer, socket, tempDir, terminal } from '../harness.ts';
+import { cleanup, defer, rentNow, socket, tempDir, terminal } from '../harness.ts';
 import { freePort, spawnServer } from './server-process.ts';
 
 afterEach(cleanup);
@@ -32,12 +32,7 @@ test('the server log of a full run contains no password, token, pairing code or 
   const code = t.core.pairingCode as string;
   await c.request('terminal.link', { code: `${code.slice(0, 4)}-ZZZZ`, name: 'X' }).catch(() => undefined);
   await c.request('terminal.link', { code, name: 'TV' });
-  const { order } = await c.request('order.place', {
-    itemNumber: 101,
-    terminalId: t.core.terminalId,
-    periodSeconds: 2,
-    schedule: { mode: 'now' },
-  });
+  const order = await rentNow(c, t.core.terminalId, 101, 2);
   await t.log.waitFor('licence');
   const repo = new SqliteRepository(join(dataDir, 'rental.sqlite'));
   const row = await repo.orderById(order.orderId);
