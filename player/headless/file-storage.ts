@@ -1,6 +1,6 @@
 /** Terminal storage in a folder: the headless terminal's. Identity is a 0600 file. */
 import { existsSync, mkdirSync } from 'node:fs';
-import { type FileHandle, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   cipherChunkLength,
@@ -65,6 +65,21 @@ export class FileStorage implements TerminalStorage {
     return join(this.dir, 'rentals', orderId);
   }
 
+  /**
+   * The rental's folder, made once. Off the event loop: creating a directory waits for the file
+   * system's journal, which the fsyncs of other writes keep busy (it stalled a busy terminal).
+   */
+  private readonly madeDirs = new Set<string>();
+  private async ensureRentalDir(orderId: string) {
+    const dir = this.rentalDir(orderId);
+    if (!this.madeDirs.has(dir)) {
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      if (this.madeDirs.size >= 1024) this.madeDirs.clear();
+      this.madeDirs.add(dir);
+    }
+    return dir;
+  }
+
   async loadIdentity() {
     const j = await readJson<{ signPublicKey: string; signSecretKey: string }>(
       join(this.dir, 'identity.json'),
@@ -99,8 +114,7 @@ export class FileStorage implements TerminalStorage {
     return readJson<StoredRental>(join(this.rentalDir(orderId), 'rental.json'));
   }
   async putRental(r: StoredRental) {
-    const dir = this.rentalDir(r.orderId);
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const dir = await this.ensureRentalDir(r.orderId);
     await writeAtomic(join(dir, 'rental.json'), JSON.stringify(r));
   }
   /** Open content files, kept across chunks (opening per chunk cost more than the write). */
@@ -206,8 +220,8 @@ export class FileStorage implements TerminalStorage {
     return readJson<SignedEnvelope>(join(this.rentalDir(orderId), 'licence.json'));
   }
   async putLicence(orderId: string, licence: SignedEnvelope) {
-    mkdirSync(this.rentalDir(orderId), { recursive: true, mode: 0o700 });
-    await writeAtomic(join(this.rentalDir(orderId), 'licence.json'), JSON.stringify(licence));
+    const dir = await this.ensureRentalDir(orderId);
+    await writeAtomic(join(dir, 'licence.json'), JSON.stringify(licence));
   }
   async preroll(orderId: string): Promise<StoredPreroll | undefined> {
     const dir = this.rentalDir(orderId);
@@ -220,8 +234,7 @@ export class FileStorage implements TerminalStorage {
     }
   }
   async putPreroll(orderId: string, p: StoredPreroll) {
-    const dir = this.rentalDir(orderId);
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const dir = await this.ensureRentalDir(orderId);
     // The creative first: preroll.json names a pre-roll only once its bytes are in place.
     if (!p.played) await writeAtomic(join(dir, 'preroll.bin'), p.creative);
     await writeAtomic(join(dir, 'preroll.json'), JSON.stringify({ envelope: p.envelope, played: p.played }));

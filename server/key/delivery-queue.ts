@@ -19,6 +19,8 @@ import type { Orders } from './orders.ts';
 
 const MAX_SLEEP_MS = 30_000;
 const MAX_JOBS_PER_TICK = 50_000;
+/** Orders whose jobs run at once in one pass: enough to fill a group commit, bounded in memory. */
+const JOBS_IN_PARALLEL = 64;
 
 export class DeliveryQueue {
   private timer: NodeJS.Timeout | undefined;
@@ -135,14 +137,28 @@ export class DeliveryQueue {
       this.cluster.instanceId,
       this.hub.role === 'key',
     );
+    // Orders run side by side, so their durable writes share one commit and one flush; the jobs
+    // of one order run in turn.
+    const byOrder = new Map<string, JobRow[]>();
     for (const job of due) {
-      try {
-        await this.run(job, now);
-      } catch (err) {
-        log('error', 'job-failed', { orderId: job.orderId, kind: job.kind, error: String(err) });
-        await this.repo.setJobState(job.orderId, job.kind, 'pending').catch(() => undefined);
-      }
+      const jobs = byOrder.get(job.orderId);
+      if (jobs) jobs.push(job);
+      else byOrder.set(job.orderId, [job]);
     }
+    const groups = [...byOrder.values()];
+    let taken = 0;
+    const worker = async () => {
+      for (let jobs = groups[taken++]; jobs; jobs = groups[taken++])
+        for (const job of jobs) {
+          try {
+            await this.run(job, now);
+          } catch (err) {
+            log('error', 'job-failed', { orderId: job.orderId, kind: job.kind, error: String(err) });
+            await this.repo.setJobState(job.orderId, job.kind, 'pending').catch(() => undefined);
+          }
+        }
+    };
+    await Promise.all(Array.from({ length: Math.min(JOBS_IN_PARALLEL, groups.length) }, worker));
     const next = Math.min(now + MAX_SLEEP_MS, (await this.repo.nextJobAt(now)) ?? Number.POSITIVE_INFINITY);
     if (!this.closed) this.timer = setTimeout(() => this.poke(), Math.max(10, next - Date.now()));
   }

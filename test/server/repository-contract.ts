@@ -18,7 +18,7 @@ export interface Engine {
   open(): Promise<{ repo: Repository; again: () => Promise<Repository> }>;
 }
 
-const CLASSIFIED: Classification = {
+export const CLASSIFIED: Classification = {
   genre: 'drama',
   ageBand: '35-44',
   region: 'north',
@@ -27,7 +27,8 @@ const CLASSIFIED: Classification = {
   terminalType: 'headless',
 };
 
-async function seed(repo: Repository) {
+/** A customer, a title and a linked terminal: what an order needs. */
+export async function seed(repo: Repository) {
   const customerId = randomUUID();
   await repo.createCustomer({
     id: customerId,
@@ -66,7 +67,8 @@ async function seed(repo: Repository) {
   return { customerId, terminalId };
 }
 
-function order(customerId: string, terminalId: string, at: number): { o: OrderRow; jobs: JobRow[] } {
+/** An order row and its three jobs, as Orders stores them. */
+export function order(customerId: string, terminalId: string, at: number): { o: OrderRow; jobs: JobRow[] } {
   const id = randomUUID();
   const o: OrderRow = {
     id,
