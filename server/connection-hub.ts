@@ -129,10 +129,26 @@ export class ConnectionHub extends EventEmitter<HubEvents> {
   }
 
   /** Every customer connection of one account (a person may have the store open twice). */
-  *customerConns(customerId: string): Iterable<Conn> {
-    for (const ws of this.wss.clients) {
-      const c = (ws as WebSocket & { conn?: Conn }).conn;
-      if (c?.kind === 'customer' && c.customerId === customerId) yield c;
+  customerConns(customerId: string): Conn[] {
+    return [...(this.customers.get(customerId) ?? [])];
+  }
+  /** Customer connections by account, so a push does not walk every connected terminal. */
+  private readonly customers = new Map<string, Set<Conn>>();
+
+  /** Sign a connection in as a customer, or out (`undefined`). */
+  bindCustomer(conn: Conn, customer: { customerId: string; tokenHash: string } | undefined): void {
+    if (conn.customerId) {
+      const set = this.customers.get(conn.customerId);
+      set?.delete(conn);
+      if (set?.size === 0) this.customers.delete(conn.customerId);
+    }
+    conn.kind = customer ? 'customer' : 'none';
+    conn.customerId = customer?.customerId;
+    conn.tokenHash = customer?.tokenHash;
+    if (customer) {
+      const set = this.customers.get(customer.customerId) ?? new Set<Conn>();
+      set.add(conn);
+      this.customers.set(customer.customerId, set);
     }
   }
 
@@ -219,6 +235,7 @@ export class ConnectionHub extends EventEmitter<HubEvents> {
     ws.on('close', () => {
       this.perIp.set(ip, (this.perIp.get(ip) ?? 1) - 1);
       if (this.perIp.get(ip) === 0) this.perIp.delete(ip);
+      if (conn.customerId) this.bindCustomer(conn, undefined);
       if (conn.terminalId && this.terminals.get(conn.terminalId) === conn) {
         this.terminals.delete(conn.terminalId);
         this.emit('terminal-offline', conn);

@@ -178,6 +178,11 @@ test('sessions resume with a token and stop working once revoked', async () => {
   assert.equal(resumed.customer.customerId, c.customerId);
   assert.equal((await other.request('terminal.list', {})).terminals.length, 1);
   await c.request('auth.logout', {});
+  // Every connection on that token is signed out, not only the one that asked.
+  await assert.rejects(
+    other.request('terminal.list', {}),
+    (e: { code: string }) => e.code === 'NOT_AUTHENTICATED',
+  );
   const third = new RentalClient(server.wsUrl, socket);
   await third.connect();
   await assert.rejects(

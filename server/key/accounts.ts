@@ -27,7 +27,7 @@ export class Accounts {
   );
 
   constructor(
-    hub: ConnectionHub,
+    private readonly hub: ConnectionHub,
     private readonly repo: Repository,
   ) {
     hub.handle('auth.register', async (conn, m) => {
@@ -70,13 +70,11 @@ export class Accounts {
 
     hub.handle('auth.logout', async (conn) => {
       if (conn.tokenHash) await repo.revokeSession(conn.tokenHash, Date.now());
-      // Every connection on the revoked token is signed out, not just this one.
+      // Every connection on the revoked token is signed out, not just this one (this one included,
+      // so the token is read before the first sign-out clears it).
+      const tokenHash = conn.tokenHash;
       for (const other of hub.customerConns(conn.customerId ?? '')) {
-        if (other.tokenHash === conn.tokenHash) {
-          other.kind = 'none';
-          other.customerId = undefined;
-          other.tokenHash = undefined;
-        }
+        if (other.tokenHash === tokenHash) hub.bindCustomer(other, undefined);
       }
       return {};
     });
@@ -91,8 +89,6 @@ export class Accounts {
   }
 
   private bind(conn: Conn, customerId: string, tokenHash: string) {
-    conn.kind = 'customer';
-    conn.customerId = customerId;
-    conn.tokenHash = tokenHash;
+    this.hub.bindCustomer(conn, { customerId, tokenHash });
   }
 }

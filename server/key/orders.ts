@@ -14,7 +14,7 @@ import type { Cluster } from '../cluster.ts';
 import type { ConnectionHub } from '../connection-hub.ts';
 import { log } from '../log.ts';
 import { nativeContentKey, nativeSecretboxSeal } from '../native-sodium.ts';
-import type { JobRow, OrderRow, Repository } from '../store/repository.ts';
+import type { JobRow, NamedOrder, OrderRow, Repository } from '../store/repository.ts';
 import type { Terminals } from './terminals.ts';
 
 export function orderStatus(o: OrderRow, now: number): OrderStatus {
@@ -99,26 +99,22 @@ export class Orders {
       });
       // Its jobs are in the table: whichever instance holds the terminal looks now.
       this.cluster.publish('jobs', '');
-      return { order: await this.view(order) };
+      return { order: this.view({ ...order, title: item.title, terminalName: terminal.name }) };
     });
 
     hub.handle('order.list', async (conn) => {
       const rows = await repo.ordersOfCustomer(conn.customerId as string);
-      return { orders: await Promise.all(rows.map((o) => this.view(o))) };
+      return { orders: rows.map((o) => this.view(o)) };
     });
   }
 
-  async view(o: OrderRow): Promise<OrderView> {
-    const [item, terminal] = await Promise.all([
-      this.repo.catalogItem(o.itemNumber),
-      this.repo.terminalById(o.terminalId),
-    ]);
+  view(o: NamedOrder): OrderView {
     return {
       orderId: o.id,
       itemNumber: o.itemNumber,
-      title: item?.title ?? `Item ${o.itemNumber}`,
+      title: o.title ?? `Item ${o.itemNumber}`,
       terminalId: o.terminalId,
-      terminalName: terminal?.name ?? 'removed terminal',
+      terminalName: o.terminalName ?? 'removed terminal',
       periodSeconds: o.periodSeconds,
       contentAt: o.contentAt,
       keyAt: o.keyAt,
@@ -137,13 +133,21 @@ export class Orders {
 
   /** Tell the customer's open store apps what changed, on every instance they are connected to. */
   async push(orderId: string): Promise<void> {
-    this.cluster.publish('order', orderId);
+    // Several changes to one order in one turn (a progress report, a finished job) reach the
+    // customer as one update carrying the latest state.
+    if (this.toPush.size === 0)
+      setImmediate(() => {
+        for (const id of this.toPush) this.cluster.publish('order', id);
+        this.toPush.clear();
+      });
+    this.toPush.add(orderId);
   }
+  private readonly toPush = new Set<string>();
 
   private async pushHere(orderId: string): Promise<void> {
-    const o = await this.repo.orderById(orderId);
+    const o = await this.repo.namedOrder(orderId);
     if (!o) return;
-    const order = await this.view(o);
+    const order = this.view(o);
     for (const c of this.hub.customerConns(o.customerId)) c.send({ type: 'order.update', order });
   }
 }

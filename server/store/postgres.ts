@@ -39,6 +39,8 @@ import {
   impressionOf,
   impressionParams,
   jobOf,
+  NAMED_ORDER_SELECT,
+  namedOrderOf,
   orderOf,
   orderParams,
   RECOVER_JOBS,
@@ -328,10 +330,14 @@ export class PgRepository implements Repository {
     const r = await this.get('SELECT * FROM orders WHERE id = ?', [id]);
     return r && orderOf(r);
   }
+  async namedOrder(id: string) {
+    const r = await this.get(`${NAMED_ORDER_SELECT} WHERE o.id = ?`, [id]);
+    return r && namedOrderOf(r);
+  }
   async ordersOfCustomer(customerId: string) {
     return (
-      await this.all('SELECT * FROM orders WHERE customer_id = ? ORDER BY created_at DESC', [customerId])
-    ).map(orderOf);
+      await this.all(`${NAMED_ORDER_SELECT} WHERE o.customer_id = ? ORDER BY o.created_at DESC`, [customerId])
+    ).map(namedOrderOf);
   }
   async countRecentOrders(customerId: string, since: number) {
     const r = await this.get('SELECT COUNT(*) AS n FROM orders WHERE customer_id = ? AND created_at >= ?', [

@@ -100,6 +100,12 @@ export interface OrderRow {
   createdAt: number;
 }
 
+/** An order with the names its customer sees: the title's and the terminal's (null once gone). */
+export interface NamedOrder extends OrderRow {
+  title: string | null;
+  terminalName: string | null;
+}
+
 export type JobKind = 'content' | 'key' | 'expire';
 /** pending: look at it when due; dispatched: handed off, awaiting confirmation; parked: waiting for its terminal. */
 export type JobState = 'pending' | 'claimed' | 'dispatched' | 'parked';
@@ -181,7 +187,9 @@ export interface Repository {
   impressionCounts(): Promise<{ adId: string; shown: number; completed: number }[]>;
   impressionRows(since: number): Promise<ImpressionRow[]>;
   orderById(id: string): Promise<OrderRow | undefined>;
-  ordersOfCustomer(customerId: string): Promise<OrderRow[]>;
+  /** One order with its names, in one read (what the customer's store app is sent). */
+  namedOrder(id: string): Promise<NamedOrder | undefined>;
+  ordersOfCustomer(customerId: string): Promise<NamedOrder[]>;
   countRecentOrders(customerId: string, since: number): Promise<number>;
   /** Never moves an order back from delivered: progress reports may arrive out of order. */
   setContentProgress(orderId: string, state: ContentState, chunksDelivered: number): Promise<void>;

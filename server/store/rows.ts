@@ -11,6 +11,7 @@ import type {
   ImpressionRow,
   JobKind,
   JobRow,
+  NamedOrder,
   OrderRow,
   TerminalRow,
 } from './repository.ts';
@@ -76,6 +77,15 @@ export const orderOf = (r: Row): OrderRow => ({
   chunkSize: r.chunk_size as number,
   priceCents: r.price_cents as number,
   createdAt: r.created_at as number,
+});
+
+/** Orders with the names their customer sees: the title's and the terminal's (null once gone). */
+export const NAMED_ORDER_SELECT = `SELECT o.*, c.title AS item_title, t.name AS terminal_name FROM orders o
+  LEFT JOIN catalog c ON c.item_number = o.item_number LEFT JOIN terminals t ON t.id = o.terminal_id`;
+export const namedOrderOf = (r: Row): NamedOrder => ({
+  ...orderOf(r),
+  title: (r.item_title as string | null) ?? null,
+  terminalName: (r.terminal_name as string | null) ?? null,
 });
 
 export const classificationOf = (r: Row): ClassificationRow => ({

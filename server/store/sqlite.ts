@@ -36,6 +36,8 @@ import {
   impressionOf,
   impressionParams,
   jobOf,
+  NAMED_ORDER_SELECT,
+  namedOrderOf,
   orderOf,
   orderParams,
   RECOVER_JOBS,
@@ -431,10 +433,15 @@ export class SqliteRepository implements Repository {
     const r = this.get('SELECT * FROM orders WHERE id = ?', id);
     return r && orderOf(r);
   }
+  async namedOrder(id: string) {
+    const r = this.get(`${NAMED_ORDER_SELECT} WHERE o.id = ?`, id);
+    return r && namedOrderOf(r);
+  }
   async ordersOfCustomer(customerId: string) {
-    return this.all('SELECT * FROM orders WHERE customer_id = ? ORDER BY created_at DESC', customerId).map(
-      orderOf,
-    );
+    return this.all(
+      `${NAMED_ORDER_SELECT} WHERE o.customer_id = ? ORDER BY o.created_at DESC`,
+      customerId,
+    ).map(namedOrderOf);
   }
   async countRecentOrders(customerId: string, since: number) {
     const r = this.get(

@@ -154,6 +154,21 @@ export function repositoryContract(name: string, engine: Engine, skip: string | 
     for (const { o, jobs } of orders) await repo.createOrder(o, jobs, CLASSIFIED);
     assert.equal((await repo.classifications(0)).length, 12);
     assert.deepEqual(await repo.latestClassification(customerId), CLASSIFIED);
+    // The customer's view reads each order with its title's and terminal's names.
+    const named = await repo.namedOrder(orders[0]?.o.id as string);
+    assert.deepEqual(
+      { id: named?.id, title: named?.title, terminalName: named?.terminalName },
+      { id: orders[0]?.o.id, title: 'T', terminalName: 'Box' },
+    );
+    const listed = await repo.ordersOfCustomer(customerId);
+    assert.equal(listed.length, 12);
+    assert.deepEqual(
+      listed.map((o) => o.id),
+      orders.map(({ o }) => o.id).reverse(),
+      'newest first',
+    );
+    assert.ok(listed.every((o) => o.title === 'T' && o.terminalName === 'Box'));
+    assert.equal(await repo.namedOrder('00000000-0000-0000-0000-000000000000'), undefined);
 
     // The terminal is connected to live instance B: A takes none of its content or key jobs.
     await repo.beat('inst-a', 'all', now);
