@@ -173,6 +173,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       http.closeAllConnections();
       await new Promise<void>((ok) => http.close(() => ok()));
       await cluster.close();
+      await media.titles.close();
       await repo.close();
     },
   };

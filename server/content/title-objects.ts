@@ -6,7 +6,7 @@
  */
 import { createHash, createHmac } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { open, rename, rm, stat } from 'node:fs/promises';
+import { type FileHandle, open, rename, rm, stat } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
@@ -23,19 +23,63 @@ export interface TitleObjects {
   /** Keep the finished local file `from` as `name` (moved on disk, uploaded to a bucket). */
   keep(name: string, from: string): Promise<void>;
   open(name: string): Promise<TitleReader>;
+  /** Let go of whatever is held open (at server shutdown). */
+  close(): Promise<void>;
 }
+
+/** Idle title files kept open: a busy server delivers the same titles over and over. */
+const IDLE_TITLES = 32;
 
 export class DiskTitles implements TitleObjects {
   constructor(readonly where: string) {}
   async keep(name: string, from: string) {
     await rename(from, join(this.where, name));
   }
+
+  /**
+   * One open file per title, shared by every delivery reading it (reads are positional). A title's
+   * name carries its content hash, so the bytes behind a name never change and a file may stay
+   * open between deliveries; the least recently used idle ones are closed beyond IDLE_TITLES.
+   */
+  private readonly files = new Map<string, { fh: Promise<FileHandle>; readers: number }>();
   async open(name: string): Promise<TitleReader> {
-    const fh = await open(join(this.where, name), 'r');
+    let file = this.files.get(name);
+    if (file)
+      this.files.delete(name); // re-inserted below: the map is in order of last use
+    else file = { fh: open(join(this.where, name), 'r'), readers: 0 };
+    this.files.set(name, file);
+    file.readers++;
+    const shared = file;
+    let fh: FileHandle;
+    try {
+      fh = await shared.fh;
+    } catch (err) {
+      shared.readers--;
+      if (this.files.get(name) === shared) this.files.delete(name);
+      throw err;
+    }
+    let closed = false;
     return {
       read: async (into, position) => (await fh.read(into, 0, into.length, position)).bytesRead,
-      close: () => fh.close(),
+      close: async () => {
+        if (closed) return;
+        closed = true;
+        shared.readers--;
+        await this.closeIdle(this.idleKept);
+      },
     };
+  }
+  private idleKept = IDLE_TITLES;
+  private async closeIdle(keep: number) {
+    const idle = [...this.files].filter(([, f]) => f.readers === 0);
+    for (const [name, f] of idle.slice(0, Math.max(0, idle.length - keep))) {
+      this.files.delete(name);
+      await (await f.fh).close();
+    }
+  }
+  async close() {
+    this.idleKept = 0; // deliveries still reading close their files as they finish
+    await this.closeIdle(0);
   }
 }
 
@@ -99,6 +143,7 @@ export class S3Titles implements TitleObjects {
   constructor(private readonly cfg: S3Config) {
     this.where = `${cfg.url.origin}${cfg.url.pathname}`;
   }
+  async close() {} // every read is its own request
 
   private objectUrl(name: string): URL {
     const u = new URL(this.cfg.url);

@@ -3,7 +3,7 @@
  * reads) against a small S3-speaking server on loopback that checks every request's signature.
  */
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { afterEach, test } from 'node:test';
@@ -114,4 +114,39 @@ test('a title kept in an S3-compatible bucket is uploaded once and read back by 
   assert.equal(await r2.read(buf, 5000), 1000);
   assert.deepEqual(buf, original.subarray(5000, 6000));
   await r2.close();
+});
+
+/** Descriptors this process holds open on files in `dir` (Linux). */
+function openIn(dir: string): number {
+  return readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`).startsWith(`${dir}/`);
+    } catch {
+      return false;
+    }
+  }).length;
+}
+
+test('a title file on disk is shared by its readers, idle ones stay open up to a bound, and close lets go', async () => {
+  const dir = tempDir();
+  for (let i = 0; i < 40; i++) writeFileSync(join(dir, `t${i}.webm`), Buffer.from(`title number ${i}`));
+  const titles = new DiskTitles(dir);
+  const a = await titles.open('t0.webm');
+  const b = await titles.open('t0.webm');
+  assert.equal(openIn(dir), 1, 'two readers of one title share one descriptor');
+  await a.close();
+  const buf = Buffer.alloc(6);
+  assert.equal(await b.read(buf, 6), 6, 'the other reader still reads after the first closed');
+  assert.equal(buf.toString(), 'number');
+  await b.close();
+  for (let i = 0; i < 40; i++) await (await titles.open(`t${i}.webm`)).close();
+  assert.equal(openIn(dir), 32, 'idle titles beyond 32 are closed, least recently used first');
+  const again = await titles.open('t39.webm');
+  assert.equal(openIn(dir), 32, 'a recent title is still open');
+  await titles.close();
+  assert.equal(openIn(dir), 1, 'shutdown closes the idle ones; a reader keeps its own');
+  await again.close();
+  assert.equal(openIn(dir), 0);
+  await assert.rejects(titles.open('missing.webm'), /ENOENT/);
+  assert.equal(openIn(dir), 0);
 });
