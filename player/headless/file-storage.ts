@@ -45,6 +45,8 @@ function writeAtomic(file: string, text: string | Uint8Array, mode = 0o600): Pro
 }
 
 async function readJson<T>(file: string): Promise<T | undefined> {
+  // Most misses are a new order's files: a stat is far cheaper than a failed open's exception.
+  if (!existsSync(file)) return undefined;
   try {
     return JSON.parse(await readFile(file, 'utf8')) as T;
   } catch {
