@@ -208,6 +208,7 @@ export class ConnectionHub extends EventEmitter<HubEvents> {
     }
     this.perIp.set(ip, count);
     const nonce = randomBytes(24);
+    let corked = false;
     let tokens: number = this.limits.messageBurst;
     let refilledAt = Date.now();
     const conn: Conn = {
@@ -217,7 +218,18 @@ export class ConnectionHub extends EventEmitter<HubEvents> {
       nonce,
       kind: 'none',
       send: (msg) => {
-        if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(msg));
+        if (ws.readyState !== WebSocket.OPEN) return;
+        // Messages to one socket in one turn (a reply, an order update, a licence) leave in one
+        // write instead of a system call each.
+        if (!corked) {
+          corked = true;
+          req.socket.cork();
+          setImmediate(() => {
+            corked = false;
+            req.socket.uncork();
+          });
+        }
+        ws.send(JSON.stringify(msg));
       },
       sendBinary: (frame) =>
         new Promise((resolve, reject) => {

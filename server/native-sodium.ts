@@ -6,7 +6,6 @@
  */
 import { createRequire } from 'node:module';
 import {
-  boxPublicKeyOf,
   newContentKey,
   type SignedEnvelope,
   type SignPurpose,
@@ -14,7 +13,6 @@ import {
   secretboxSeal,
   signedBytes,
   signJson,
-  terminalIdFromPublicKey,
 } from '../shared/crypto.ts';
 import type { Licence, LicenceFields } from '../shared/licence.ts';
 import { issueLicence } from '../shared/licence.ts';
@@ -40,6 +38,9 @@ export interface SodiumNative {
   crypto_secretbox_easy(c: Buffer, m: Buffer, n: Buffer, k: Buffer): void;
   crypto_secretbox_open_easy(m: Buffer, c: Buffer, n: Buffer, k: Buffer): boolean;
   randombytes_buf(b: Buffer): void;
+  crypto_box_PUBLICKEYBYTES: number;
+  crypto_sign_ed25519_pk_to_curve25519(curvePk: Buffer, edPk: Buffer): void;
+  crypto_generichash(out: Buffer, input: Buffer, key?: Buffer | null): void;
 }
 
 let native: SodiumNative | null | undefined;
@@ -104,12 +105,16 @@ export function nativeIssueLicence(
 ): SignedEnvelope {
   const sn = loadNative();
   if (!sn) return issueLicence(serverSecretKey, fields, contentKey, terminalSignPublicKey);
+  const boxPk = Buffer.allocUnsafe(sn.crypto_box_PUBLICKEYBYTES);
+  sn.crypto_sign_ed25519_pk_to_curve25519(boxPk, buf(terminalSignPublicKey));
   const sealed = Buffer.allocUnsafe(sn.crypto_box_SEALBYTES + contentKey.length);
-  sn.crypto_box_seal(sealed, buf(contentKey), buf(boxPublicKeyOf(terminalSignPublicKey)));
+  sn.crypto_box_seal(sealed, buf(contentKey), boxPk);
+  const terminalId = Buffer.allocUnsafe(16);
+  sn.crypto_generichash(terminalId, buf(terminalSignPublicKey));
   const licence: Licence = {
     v: 1,
     ...fields,
-    terminalId: terminalIdFromPublicKey(terminalSignPublicKey),
+    terminalId: terminalId.toString('hex'),
     sealedKey: sealed.toString('base64url'),
   };
   return nativeSignJson('licence', licence, serverSecretKey);
