@@ -18,6 +18,7 @@ const want = (name: string) => !only || only.includes(name);
 const S = {
   raw: quick ? 32 * MiB : 256 * MiB,
   delivery: quick ? 48 * MiB : 512 * MiB,
+  deliveryRuns: quick ? 1 : 3,
   parallelEach: quick ? 2 * MiB : 16 * MiB,
   parallelTerminals: quick ? 20 : 50,
   orderSeconds: quick ? 2 : 10,
@@ -140,27 +141,37 @@ async function main(): Promise<number> {
       const sampler = setInterval(() => {
         peak = Math.max(peak, rssMb(server.child.pid as number));
       }, 100);
-      const start = Date.now();
-      const { order } = await t0.client.request('order.place', {
-        itemNumber: 900,
-        terminalId: t0.terminalId,
-        periodSeconds: 3600,
-        schedule: { mode: 'now' },
-      });
-      const [stored] = await farm.waitFor((e) => e.t === 'stored' && e.orderId === order.orderId);
+      // Three orders one after another (one in --quick); the median, as this machine is noisy.
+      const rates: number[] = [];
+      let orderId = '';
+      for (let run = 0; run < S.deliveryRuns; run++) {
+        const start = Date.now();
+        const { order } = await t0.client.request('order.place', {
+          itemNumber: 900,
+          terminalId: t0.terminalId,
+          periodSeconds: 3600,
+          schedule: { mode: 'now' },
+        });
+        orderId = order.orderId;
+        const [stored] = await farm.waitFor((e) => e.t === 'stored' && e.orderId === order.orderId);
+        rates.push(S.delivery / MiB / (((stored?.at as number) - start) / 1000));
+      }
       clearInterval(sampler);
-      const mbs = S.delivery / MiB / (((stored?.at as number) - start) / 1000);
+      const mbs = percentile(
+        [...rates].sort((a, b) => a - b),
+        50,
+      );
       results.delivery_mb_s = mbs;
       results.delivery_vs_raw_native = mbs / native.push;
       row(
         `delivery, 1 order of ${S.delivery / MiB} MiB (encrypt + push + store)`,
-        `${mbs.toFixed(0)} MB/s`,
+        `${mbs.toFixed(0)} MB/s${rates.length > 1 ? ` (median of ${rates.map((r) => r.toFixed(0)).join(', ')})` : ''}`,
         `${native.push.toFixed(0)} MB/s native`,
         (mbs / native.push).toFixed(2),
       );
       results.delivery_server_rss_growth_mb = peak - base;
 
-      farm.send({ cmd: 'decrypt', i: 0, orderId: order.orderId });
+      farm.send({ cmd: 'decrypt', i: 0, orderId });
       const [dec] = await farm.waitFor((e) => e.t === 'decrypted');
       const dmbs = (dec?.bytes as number) / MiB / ((dec?.ms as number) / 1000);
       results.player_decrypt_mb_s = dmbs;

@@ -5,7 +5,7 @@ export const LIMITS = {
   /** Plaintext bytes per encrypted content chunk. */
   chunkSize: 64 * 1024,
   /** Chunks in flight to one terminal before we wait for its progress report (back-pressure). */
-  deliveryWindowChunks: 256,
+  deliveryWindowChunks: 512,
   /** Pause sending when the socket buffers more than this. */
   maxSocketBufferedBytes: 4 * 1024 * 1024,
   /** Control messages per connection per second (token bucket refill) and burst. */

@@ -59,6 +59,8 @@ interface Session {
 const ACCEPT_TIMEOUT_MS = 30_000;
 /** Chunks read from disk at a time (8 × 64 KiB). */
 const READ_AHEAD_CHUNKS = 8;
+/** Blocks read ahead of the one being sent: the file system's latency hides behind the CPU's work. */
+const READ_AHEAD_BLOCKS = 4;
 /** A terminal that stays connected but stops reporting progress this long is treated as gone. */
 const STALL_TIMEOUT_MS = 60_000;
 const REPORT_EVERY_MS = 200;
@@ -220,8 +222,8 @@ export class ContentDelivery implements ContentDispatcher {
     this.report({ orderId: instr.orderId, have: s.have, total, state: 'delivering' });
     const fh = await this.media.titles.open(item.mediaFile);
     try {
-      // Read ahead in blocks of chunks, the next block while this one is encrypted and sent: the
-      // file system and the CPU overlap, at a bounded cost (two blocks per delivery).
+      // Read ahead in blocks of chunks, the next blocks while this one is encrypted and sent: the
+      // file system and the CPU overlap, at a bounded cost (READ_AHEAD_BLOCKS blocks per delivery).
       const readBlock = (first: number) => {
         const start = first * chunkSize;
         const bytes = Math.min(item.size, (first + READ_AHEAD_CHUNKS) * chunkSize) - start;
@@ -235,10 +237,12 @@ export class ContentDelivery implements ContentDispatcher {
         return p;
       };
       let blockStart = s.have;
-      let block = readBlock(blockStart);
-      let nextBlock =
-        blockStart + READ_AHEAD_CHUNKS < total ? readBlock(blockStart + READ_AHEAD_CHUNKS) : undefined;
+      // The block being sent and the next few, already being read.
+      const ahead: Promise<Buffer>[] = [];
+      for (let b = 0; b < READ_AHEAD_BLOCKS && blockStart + b * READ_AHEAD_CHUNKS < total; b++)
+        ahead.push(readBlock(blockStart + b * READ_AHEAD_CHUNKS));
       let lastSend: Promise<void> = Promise.resolve();
+      const unsent: Promise<void>[] = []; // the last send of each block, oldest first
       const started = Date.now();
       let sent = 0;
       // A block of chunks at a time, deliveries taking turns block by block (fair shares when many
@@ -246,16 +250,16 @@ export class ContentDelivery implements ContentDispatcher {
       for (let i = s.have; i < total && !s.cancelled; ) {
         if (i >= blockStart + READ_AHEAD_CHUNKS) {
           blockStart += READ_AHEAD_CHUNKS;
-          block = nextBlock as typeof block;
-          const after = blockStart + READ_AHEAD_CHUNKS;
-          nextBlock = after < total ? readBlock(after) : undefined;
+          ahead.shift();
+          const after = blockStart + (READ_AHEAD_BLOCKS - 1) * READ_AHEAD_CHUNKS;
+          if (after < total) ahead.push(readBlock(after));
         }
         // This block's chunks (blocks start where the terminal's stored chunks end).
         const end = Math.min(total, blockStart + READ_AHEAD_CHUNKS);
         while (!s.cancelled && end - 1 - s.have >= LIMITS.deliveryWindowChunks)
           await this.waitForProgress(s, instr);
         if (s.cancelled) break;
-        const plainBlock = await block;
+        const plainBlock = await (ahead[0] as Promise<Buffer>);
         const release = await this.turns.take();
         try {
           for (; i < end && !s.cancelled; i++) {
@@ -271,7 +275,12 @@ export class ContentDelivery implements ContentDispatcher {
         } finally {
           release();
         }
-        if (s.conn.ws.bufferedAmount > LIMITS.maxSocketBufferedBytes) await lastSend;
+        // Back-pressure without a bubble: wait for the oldest block still in the socket's buffer,
+        // not the newest, so the buffer is never drained empty before encryption resumes.
+        unsent.push(lastSend);
+        if (unsent.length > 64) unsent.shift(); // long settled: the socket took them
+        while (s.conn.ws.bufferedAmount > LIMITS.maxSocketBufferedBytes && unsent.length > 0)
+          await unsent.shift();
         if (this.maxBytesPerSecond > 0) {
           const ahead = (sent / this.maxBytesPerSecond) * 1000 - (Date.now() - started);
           if (ahead > 0) await new Promise((r) => setTimeout(r, ahead));
