@@ -2,7 +2,8 @@
  * `npm run bench [-- --quick]`: every measure beside the raw limit measured in the same run, as a
  * ratio, printed as one table and written to bench/results.json. Fails only if a run broke.
  */
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sodium from 'libsodium-wrappers';
@@ -98,6 +99,16 @@ function rawWasm(bytes: number) {
 }
 
 /** SIGTERM first, so a server run with --cpu-prof writes its profile; SIGKILL if it hangs. */
+/**
+ * Before each measure: the previous measures' folders go (a terminal's stored titles, gigabytes),
+ * and what is left for the disk is written out, so none of it lands in the next measure's time.
+ */
+function quiet() {
+  for (const root of new Set([work, devices]))
+    for (const name of readdirSync(root)) rmSync(join(root, name), { recursive: true, force: true });
+  spawnSync('sync');
+}
+
 async function stopGracefully(server: Awaited<ReturnType<typeof startServer>>) {
   const killer = setTimeout(() => void server.kill('SIGKILL'), 5000);
   await server.kill('SIGTERM');
@@ -144,7 +155,10 @@ async function main(): Promise<number> {
       // Three orders one after another (one in --quick); the median, as this machine is noisy.
       const rates: number[] = [];
       let orderId = '';
+      const serverCpu0 = cpuSeconds(server.child.pid as number);
+      const farmCpu0 = cpuSeconds(farm.child.pid as number);
       for (let run = 0; run < S.deliveryRuns; run++) {
+        spawnSync('sync');
         const start = Date.now();
         const { order } = await t0.client.request('order.place', {
           itemNumber: 900,
@@ -157,6 +171,9 @@ async function main(): Promise<number> {
         rates.push(S.delivery / MiB / (((stored?.at as number) - start) / 1000));
       }
       clearInterval(sampler);
+      const mib = (S.delivery * S.deliveryRuns) / MiB;
+      const serverCpuMs = ((cpuSeconds(server.child.pid as number) - serverCpu0) * 1000) / mib;
+      const farmCpuMs = ((cpuSeconds(farm.child.pid as number) - farmCpu0) * 1000) / mib;
       const mbs = percentile(
         [...rates].sort((a, b) => a - b),
         50,
@@ -170,6 +187,14 @@ async function main(): Promise<number> {
         (mbs / native.push).toFixed(2),
       );
       results.delivery_server_rss_growth_mb = peak - base;
+      results.delivery_server_cpu_ms_per_mib = serverCpuMs;
+      results.delivery_terminal_cpu_ms_per_mib = farmCpuMs;
+      row(
+        'CPU per MiB delivered, one at a time (user + system, all threads)',
+        `server ${serverCpuMs.toFixed(2)} ms, terminal ${farmCpuMs.toFixed(2)} ms`,
+        `${(1000 / native.push).toFixed(2)} ms native encryption`,
+        '',
+      );
 
       farm.send({ cmd: 'decrypt', i: 0, orderId });
       const [dec] = await farm.waitFor((e) => e.t === 'decrypted');
@@ -192,6 +217,7 @@ async function main(): Promise<number> {
   }
 
   if (want('first-frame')) {
+    quiet();
     const dataDir = join(work, 'first-frame');
     await addTitle(dataDir, 902, 8 * MiB);
     const server = await startServer(dataDir);
@@ -226,6 +252,7 @@ async function main(): Promise<number> {
   }
 
   if (want('parallel')) {
+    quiet();
     const dataDir = join(work, 'parallel');
     await addTitle(dataDir, 903, S.parallelEach);
     const server = await startServer(dataDir);
@@ -233,6 +260,8 @@ async function main(): Promise<number> {
     const farm = new Farm(server.wsUrl, n, farmDir('par-terms'));
     try {
       const { terminals } = await linkFarm(server, farm, n);
+      const serverCpu0 = cpuSeconds(server.child.pid as number);
+      const farmCpu0 = cpuSeconds(farm.child.pid as number);
       const start = Date.now();
       const orders = await Promise.all(
         terminals.map((t) =>
@@ -246,6 +275,9 @@ async function main(): Promise<number> {
       );
       const ids = new Set(orders.map((o) => o.order.orderId));
       const stored = await farm.waitFor((e) => e.t === 'stored' && ids.has(e.orderId as string), n);
+      const mib = (n * S.parallelEach) / MiB;
+      const serverCpuMs = ((cpuSeconds(server.child.pid as number) - serverCpu0) * 1000) / mib;
+      const farmCpuMs = ((cpuSeconds(farm.child.pid as number) - farmCpu0) * 1000) / mib;
       const times = stored.map((e) => ((e.at as number) - start) / 1000).sort((a, b) => a - b);
       if (process.env.BENCH_DEBUG) console.log('TIMES', times.map((t) => t.toFixed(2)).join(' '));
       const total = (times[times.length - 1] as number) || 1;
@@ -270,6 +302,14 @@ async function main(): Promise<number> {
         `${(results.delivery_mb_s as number | undefined)?.toFixed(0) ?? '?'} MB/s single`,
         results.delivery_mb_s ? (agg / (results.delivery_mb_s as number)).toFixed(2) : '',
       );
+      results.parallel_server_cpu_ms_per_mib = serverCpuMs;
+      results.parallel_terminal_cpu_ms_per_mib = farmCpuMs;
+      row(
+        `CPU per MiB delivered, ${n} at once (user + system, all threads)`,
+        `server ${serverCpuMs.toFixed(2)} ms, terminals ${farmCpuMs.toFixed(2)} ms`,
+        `${(1000 / native.push).toFixed(2)} ms native encryption`,
+        '',
+      );
     } finally {
       farm.stop();
       await stopGracefully(server);
@@ -277,6 +317,7 @@ async function main(): Promise<number> {
   }
 
   if (want('orders')) {
+    quiet();
     const dataDir = join(work, 'orders');
     await addTitle(dataDir, 904, 1024);
     const server = await startServer(dataDir);
@@ -368,6 +409,7 @@ async function main(): Promise<number> {
   }
 
   if (want('held')) {
+    quiet();
     const dataDir = join(work, 'held');
     const server = await startServer(dataDir, ['--no-demo']);
     const farm = new Farm(server.wsUrl, S.held, farmDir('held-terms'));
@@ -390,6 +432,7 @@ async function main(): Promise<number> {
   }
 
   if (want('stream')) {
+    quiet();
     const dataDir = join(work, 'stream');
     await addTitle(dataDir, 905, S.stream);
     const server = await startServer(dataDir);

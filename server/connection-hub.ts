@@ -47,6 +47,8 @@ export interface Conn {
   send(msg: ServerMessage): void;
   /** Resolves once the frame is handed to the OS. */
   sendBinary(frame: Uint8Array): Promise<void>;
+  /** Whatever `fn` sends leaves in one write (a block of chunks: one system call, not one each). */
+  batch(fn: () => void): void;
   readonly open: boolean;
 }
 
@@ -208,7 +210,18 @@ export class ConnectionHub extends EventEmitter<HubEvents> {
     }
     this.perIp.set(ip, count);
     const nonce = randomBytes(24);
+    // Messages to one socket in one turn (a reply, an order update, a block of chunks) leave in
+    // one write instead of a system call each.
     let corked = false;
+    const corkForTurn = () => {
+      if (corked) return;
+      corked = true;
+      req.socket.cork();
+      setImmediate(() => {
+        corked = false;
+        req.socket.uncork();
+      });
+    };
     let tokens: number = this.limits.messageBurst;
     let refilledAt = Date.now();
     const conn: Conn = {
@@ -219,16 +232,7 @@ export class ConnectionHub extends EventEmitter<HubEvents> {
       kind: 'none',
       send: (msg) => {
         if (ws.readyState !== WebSocket.OPEN) return;
-        // Messages to one socket in one turn (a reply, an order update, a licence) leave in one
-        // write instead of a system call each.
-        if (!corked) {
-          corked = true;
-          req.socket.cork();
-          setImmediate(() => {
-            corked = false;
-            req.socket.uncork();
-          });
-        }
+        corkForTurn();
         ws.send(JSON.stringify(msg));
       },
       sendBinary: (frame) =>
@@ -236,6 +240,14 @@ export class ConnectionHub extends EventEmitter<HubEvents> {
           if (ws.readyState !== WebSocket.OPEN) return reject(new Error('connection closed'));
           ws.send(frame, { binary: true }, (err) => (err ? reject(err) : resolve()));
         }),
+      batch: (fn) => {
+        req.socket.cork();
+        try {
+          fn();
+        } finally {
+          req.socket.uncork();
+        }
+      },
       get open() {
         return ws.readyState === WebSocket.OPEN;
       },

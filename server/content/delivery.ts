@@ -262,16 +262,18 @@ export class ContentDelivery implements ContentDispatcher {
         const plainBlock = await (ahead[0] as Promise<Buffer>);
         const release = await this.turns.take();
         try {
-          for (; i < end && !s.cancelled; i++) {
-            const at = (i - blockStart) * chunkSize;
-            const plain = plainBlock.subarray(at, at + plainChunkLength(item.size, chunkSize, i));
-            const frame = encryptChunkFrame(instr.contentKey, plain, instr.orderId, i, total);
-            lastSend = s.conn.sendBinary(frame);
-            // Only the latest send is awaited; an earlier one failing means the connection closed,
-            // which the close handler deals with. Do not leave its rejection unhandled.
-            lastSend.catch(() => undefined);
-            sent += frame.length;
-          }
+          s.conn.batch(() => {
+            for (; i < end && !s.cancelled; i++) {
+              const at = (i - blockStart) * chunkSize;
+              const plain = plainBlock.subarray(at, at + plainChunkLength(item.size, chunkSize, i));
+              const frame = encryptChunkFrame(instr.contentKey, plain, instr.orderId, i, total);
+              lastSend = s.conn.sendBinary(frame);
+              // Only the latest send is awaited; an earlier one failing means the connection closed,
+              // which the close handler deals with. Do not leave its rejection unhandled.
+              lastSend.catch(() => undefined);
+              sent += frame.length;
+            }
+          });
         } finally {
           release();
         }
