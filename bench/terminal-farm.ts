@@ -3,6 +3,7 @@
  * and reports what happens as JSON lines on stdout. Commands arrive as JSON lines on stdin:
  *   {"cmd":"decrypt","i":0,"orderId":"…"}   decrypt a rental with a no-op sink, report MB/s
  *   {"cmd":"rss"}                            report this process's RSS
+ *   {"cmd":"wipe","i":0,"orderId":"…"}      delete a stored rental (its file and its memory go)
  * With --first-frame, each licence immediately starts a decrypt and reports when the first chunk is ready.
  */
 
@@ -29,10 +30,13 @@ const out = (o: Record<string, unknown>) => process.stdout.write(`${JSON.stringi
 process.once('SIGTERM', () => process.exit(0));
 await cryptoReady();
 const cores: TerminalCore[] = [];
+const storages: FileStorage[] = [];
 for (let i = 0; i < count; i++) {
+  const storage = new FileStorage(join(dir, String(i)));
+  storages.push(storage);
   const core: TerminalCore = new TerminalCore({
     serverUrl: server,
-    storage: new FileStorage(join(dir, String(i))),
+    storage,
     socketFactory: (url) => new WebSocket(url) as unknown as SocketLike,
     kind: 'headless',
     name: `bench ${i}`,
@@ -71,6 +75,10 @@ for (let i = 0; i < count; i++) {
 for await (const line of createInterface({ input: process.stdin })) {
   const cmd = JSON.parse(line) as { cmd: string; i?: number; orderId?: string };
   if (cmd.cmd === 'rss') out({ t: 'rss', mb: process.memoryUsage().rss / 1048576 });
+  if (cmd.cmd === 'wipe') {
+    await (storages[cmd.i ?? 0] as FileStorage).wipe(cmd.orderId as string);
+    out({ t: 'wiped', orderId: cmd.orderId });
+  }
   if (cmd.cmd === 'decrypt') {
     const core = cores[cmd.i ?? 0] as TerminalCore;
     let bytes = 0;
