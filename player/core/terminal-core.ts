@@ -574,8 +574,8 @@ export class TerminalCore {
     const f = decodeChunkFrame(frame);
     const d = f && this.downloads.get(f.orderId);
     if (!f || !d || d.link !== link || d.failed) return;
-    // Copy: the frame's buffer belongs to the socket.
-    d.incoming.push({ index: f.index, cipher: f.cipher.slice() });
+    // No copy: every message arrives in an ArrayBuffer of its own (a new one per message event).
+    d.incoming.push({ index: f.index, cipher: f.cipher });
     // Chunks that arrive while a write is under way go together in the next one (one writev, not one
     // write per chunk): the socket is drained as fast as the disk takes batches.
     if (d.incoming.length > 1) return;
