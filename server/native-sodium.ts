@@ -97,6 +97,28 @@ export function nativeSignJson(purpose: SignPurpose, value: unknown, secretKey: 
 }
 
 /** issueLicence with native signing and sealing: same licence, same envelope. */
+/**
+ * A terminal's box key (converted from its signing key) and id, remembered: the conversion was 4 % of
+ * a busy server, and a terminal receives many licences. Bounded; the oldest go first.
+ */
+const terminalKeyCache = new Map<string, { boxPk: Buffer; terminalId: string }>();
+const TERMINAL_KEY_CACHE = 10_000;
+function terminalKeys(sn: SodiumNative, signPublicKey: Uint8Array) {
+  const k = buf(signPublicKey).toString('base64');
+  let keys = terminalKeyCache.get(k);
+  if (!keys) {
+    const boxPk = Buffer.allocUnsafe(sn.crypto_box_PUBLICKEYBYTES);
+    sn.crypto_sign_ed25519_pk_to_curve25519(boxPk, buf(signPublicKey));
+    const id = Buffer.allocUnsafe(16);
+    sn.crypto_generichash(id, buf(signPublicKey));
+    keys = { boxPk, terminalId: id.toString('hex') };
+    if (terminalKeyCache.size >= TERMINAL_KEY_CACHE)
+      terminalKeyCache.delete(terminalKeyCache.keys().next().value as string);
+    terminalKeyCache.set(k, keys);
+  }
+  return keys;
+}
+
 export function nativeIssueLicence(
   serverSecretKey: Uint8Array,
   fields: LicenceFields,
@@ -105,16 +127,13 @@ export function nativeIssueLicence(
 ): SignedEnvelope {
   const sn = loadNative();
   if (!sn) return issueLicence(serverSecretKey, fields, contentKey, terminalSignPublicKey);
-  const boxPk = Buffer.allocUnsafe(sn.crypto_box_PUBLICKEYBYTES);
-  sn.crypto_sign_ed25519_pk_to_curve25519(boxPk, buf(terminalSignPublicKey));
+  const { boxPk, terminalId } = terminalKeys(sn, terminalSignPublicKey);
   const sealed = Buffer.allocUnsafe(sn.crypto_box_SEALBYTES + contentKey.length);
   sn.crypto_box_seal(sealed, buf(contentKey), boxPk);
-  const terminalId = Buffer.allocUnsafe(16);
-  sn.crypto_generichash(terminalId, buf(terminalSignPublicKey));
   const licence: Licence = {
     v: 1,
     ...fields,
-    terminalId: terminalId.toString('hex'),
+    terminalId,
     sealedKey: sealed.toString('base64url'),
   };
   return nativeSignJson('licence', licence, serverSecretKey);

@@ -41,6 +41,27 @@ test('native licences, signatures and wrapped keys interoperate with the shared 
   const licence = verifyLicence(env, server.signPublicKey, terminalIdFromPublicKey(terminal.signPublicKey));
   assert.equal(licence.orderId, fields.orderId);
   assert.deepEqual(unsealContentKey(licence, terminal), new Uint8Array(contentKey));
+  // The terminal's converted keys are remembered: a second licence for it, and one for another
+  // terminal, are each sealed and addressed to their own terminal.
+  const again = nativeIssueLicence(server.signSecretKey, fields, contentKey, terminal.signPublicKey);
+  const licence2 = verifyLicence(
+    again,
+    server.signPublicKey,
+    terminalIdFromPublicKey(terminal.signPublicKey),
+  );
+  assert.deepEqual(unsealContentKey(licence2, terminal), new Uint8Array(contentKey));
+  const other = generateIdentity();
+  const toOther = nativeIssueLicence(server.signSecretKey, fields, contentKey, other.signPublicKey);
+  const otherLicence = verifyLicence(
+    toOther,
+    server.signPublicKey,
+    terminalIdFromPublicKey(other.signPublicKey),
+  );
+  assert.deepEqual(unsealContentKey(otherLicence, other), new Uint8Array(contentKey));
+  assert.throws(() =>
+    verifyLicence(toOther, server.signPublicKey, terminalIdFromPublicKey(terminal.signPublicKey)),
+  );
+  assert.throws(() => unsealContentKey(otherLicence, terminal));
   // Ed25519 is deterministic: the very same envelope as the WASM signer.
   assert.deepEqual(
     nativeSignJson('licence', licence, server.signSecretKey),
