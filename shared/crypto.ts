@@ -126,13 +126,21 @@ export function openSignedJson(purpose: SignPurpose, env: SignedEnvelope, public
 export const sealTo = (message: Uint8Array, boxPublicKey: Uint8Array): Uint8Array =>
   na().crypto_box_seal(message, boxPublicKey);
 
+/** An identity's box key pair, converted once (the conversion would otherwise run for every licence). */
+const boxKeys = new WeakMap<Identity, { pk: Uint8Array; sk: Uint8Array }>();
+function boxKeysOf(identity: Identity) {
+  let keys = boxKeys.get(identity);
+  if (!keys) {
+    keys = { pk: boxPublicKeyOf(identity.signPublicKey), sk: boxSecretKeyOf(identity.signSecretKey) };
+    boxKeys.set(identity, keys);
+  }
+  return keys;
+}
+
 export function openSealed(sealed: Uint8Array, identity: Identity): Uint8Array | undefined {
   try {
-    return na().crypto_box_seal_open(
-      sealed,
-      boxPublicKeyOf(identity.signPublicKey),
-      boxSecretKeyOf(identity.signSecretKey),
-    );
+    const { pk, sk } = boxKeysOf(identity);
+    return na().crypto_box_seal_open(sealed, pk, sk);
   } catch {
     return undefined;
   }
