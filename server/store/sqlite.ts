@@ -71,6 +71,9 @@ export class SqliteRepository implements Repository {
     // a power cut only repeats work.
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('foreign_keys = ON');
+    // 64 MiB of page cache (the default is 2 MiB): a busy server's orders and jobs outgrow 2 MiB
+    // within minutes, and every miss is a read from the file.
+    this.db.pragma('cache_size = -65536');
     this.db.pragma('busy_timeout = 5000');
     this.migrate();
   }
