@@ -91,7 +91,7 @@ test('a failed flush fails the writes it carried; the store keeps working', asyn
   }
 });
 
-test('progress and job states commit by the next turn, and before any other write', async () => {
+test('progress and job states commit by the next turn, before a durable batch, and before any other write', async () => {
   const file = join(tempDir(), 'rental.sqlite');
   const repo = new SqliteRepository(file);
   const { customerId, terminalId } = await seed(repo);
@@ -106,12 +106,19 @@ test('progress and job states commit by the next turn, and before any other writ
     await repo.createOrder(a.o, a.jobs, CLASSIFIED);
     await repo.setContentProgress(a.o.id, 'delivering', 3);
     assert.equal((await repo.orderById(a.o.id))?.chunksDelivered, 3, 'this connection reads it at once');
-    await turn();
+    await new Promise((r) => setTimeout(r, 50));
     assert.deepEqual(
       seen(a.o.id),
       { content_state: 'delivering', chunks_delivered: 3 },
       'committed by the next turn',
     );
+
+    // A durable batch commits the pending ones first.
+    await repo.setContentProgress(a.o.id, 'delivering', 4);
+    const b = order(customerId, terminalId, Date.now());
+    await repo.createOrder(b.o, b.jobs, CLASSIFIED);
+    assert.equal(seen(a.o.id).chunks_delivered, 4, 'committed by the time the order is');
+    assert.ok(other.prepare('SELECT 1 FROM orders WHERE id = ?').get(b.o.id), 'and the order itself');
 
     await repo.setContentProgress(a.o.id, 'delivering', 5);
     await repo.completeJob(a.o.id, 'content');
@@ -121,6 +128,39 @@ test('progress and job states commit by the next turn, and before any other writ
     assert.deepEqual(jobs, [{ kind: 'expire' }, { kind: 'key' }]);
   } finally {
     other.close();
+    await repo.close();
+  }
+});
+
+test('in one batch, a write that fails is undone alone; the others commit', async () => {
+  const file = join(tempDir(), 'rental.sqlite');
+  const repo = new SqliteRepository(file);
+  const { customerId, terminalId } = await seed(repo);
+  try {
+    const first = order(customerId, terminalId, Date.now());
+    await repo.createOrder(first.o, first.jobs, CLASSIFIED);
+    await repo.setContentProgress(first.o.id, 'delivering', 2); // deferred, shares the batch below
+    const good = order(customerId, terminalId, Date.now());
+    const results = await Promise.allSettled([
+      repo.createOrder(first.o, first.jobs, CLASSIFIED), // the same order again: a constraint error
+      repo.createOrder(good.o, good.jobs, CLASSIFIED),
+    ]);
+    assert.equal(results[0].status, 'rejected');
+    assert.equal(results[1].status, 'fulfilled');
+    assert.equal((await repo.orderById(good.o.id))?.id, good.o.id);
+    // Read from another connection: committed, not just visible to this one.
+    const other = new Database(file, { readonly: true });
+    try {
+      const delivered = other
+        .prepare('SELECT chunks_delivered AS n FROM orders WHERE id = ?')
+        .get(first.o.id);
+      assert.deepEqual(delivered, { n: 2 }, 'the deferred write is committed');
+      const rows = other.prepare('SELECT COUNT(*) AS n FROM classifications').get();
+      assert.deepEqual(rows, { n: 2 }, 'no half of the failed write is left');
+    } finally {
+      other.close();
+    }
+  } finally {
     await repo.close();
   }
 });
