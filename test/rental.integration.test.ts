@@ -3,7 +3,7 @@
  * terminals storing to real folders.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, test } from 'node:test';
@@ -106,6 +106,34 @@ test('delivery start in the future: nothing is delivered early', async () => {
   const offer = await t.log.waitFor('offer');
   assert.ok(offer.at >= at);
   await t.log.waitFor('licence');
+});
+
+test('a title of many read-ahead blocks arrives byte for byte', async () => {
+  const server = await testServer();
+  const { c, t } = await linkedPair(server);
+  // 5 MiB and a bit, pseudo-random: 81 chunks, eleven blocks of eight, so the server's read
+  // buffers are reused many times over, and the last chunk and block are short.
+  const bytes = randomBytes(5 * 1024 * 1024 + 1234);
+  bytes.writeUInt32BE(0x1a45dfa3, 0); // a WebM magic number; delivery never looks further
+  const file = join(t.dir, '..', 'many-blocks.webm');
+  writeFileSync(file, bytes);
+  await server.media.ingest(
+    file,
+    {
+      itemNumber: 777,
+      title: 'Many Blocks',
+      genre: 'Test',
+      priceCents: 0,
+      durationSeconds: 1,
+      codecs: 'vp9',
+    },
+    undefined,
+    false,
+  );
+  const order = await rentNow(c, t.core.terminalId, 777, 60);
+  await t.log.waitFor('stored', (e) => e.orderId === order.orderId);
+  await t.log.waitFor('licence', (e) => e.orderId === order.orderId);
+  assert.equal(sha(await collect(t.core, order.orderId)), sha(bytes));
 });
 
 test('a terminal offline at delivery time gets content and key when it comes back', async () => {

@@ -224,10 +224,12 @@ export class ContentDelivery implements ContentDispatcher {
     try {
       // Read ahead in blocks of chunks, the next blocks while this one is encrypted and sent: the
       // file system and the CPU overlap, at a bounded cost (READ_AHEAD_BLOCKS blocks per delivery).
-      const readBlock = (first: number) => {
+      // A block's buffer is reused for a later block once its chunks are encrypted (encryption
+      // writes new frames), so a delivery holds READ_AHEAD_BLOCKS buffers, not one per block.
+      const readBlock = (first: number, reuse?: Buffer) => {
         const start = first * chunkSize;
         const bytes = Math.min(item.size, (first + READ_AHEAD_CHUNKS) * chunkSize) - start;
-        const buffer = Buffer.allocUnsafe(bytes);
+        const buffer = reuse && reuse.length >= bytes ? reuse.subarray(0, bytes) : Buffer.allocUnsafe(bytes);
         const p = fh.read(buffer, start).then((bytesRead) => {
           if (bytesRead !== bytes)
             throw new Error(`media file for item ${item.itemNumber} is shorter than catalogued`);
@@ -243,6 +245,7 @@ export class ContentDelivery implements ContentDispatcher {
         ahead.push(readBlock(blockStart + b * READ_AHEAD_CHUNKS));
       let lastSend: Promise<void> = Promise.resolve();
       const unsent: Promise<void>[] = []; // the last send of each block, oldest first
+      let consumed: Buffer | undefined; // the block last encrypted, free for the next read
       const started = Date.now();
       let sent = 0;
       // A block of chunks at a time, deliveries taking turns block by block (fair shares when many
@@ -252,7 +255,7 @@ export class ContentDelivery implements ContentDispatcher {
           blockStart += READ_AHEAD_CHUNKS;
           ahead.shift();
           const after = blockStart + (READ_AHEAD_BLOCKS - 1) * READ_AHEAD_CHUNKS;
-          if (after < total) ahead.push(readBlock(after));
+          if (after < total) ahead.push(readBlock(after, consumed));
         }
         // This block's chunks (blocks start where the terminal's stored chunks end).
         const end = Math.min(total, blockStart + READ_AHEAD_CHUNKS);
@@ -260,6 +263,7 @@ export class ContentDelivery implements ContentDispatcher {
           await this.waitForProgress(s, instr);
         if (s.cancelled) break;
         const plainBlock = await (ahead[0] as Promise<Buffer>);
+        consumed = plainBlock;
         const release = await this.turns.take();
         try {
           s.conn.batch(() => {
