@@ -114,7 +114,12 @@ export class Farm {
       { stdio: ['pipe', 'pipe', 'inherit'] },
     );
     createInterface({ input: this.child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
-      const e = JSON.parse(line) as FarmEvent;
+      let e: FarmEvent;
+      try {
+        e = JSON.parse(line) as FarmEvent;
+      } catch {
+        return; // a line cut short as the farm is stopped; nothing waits for it any more
+      }
       if (e.t === 'error') process.stderr.write(`farm: ${e.message}\n`);
       this.events.push(e);
       for (const w of this.waiters.splice(0)) w();
