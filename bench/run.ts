@@ -203,14 +203,22 @@ async function main(): Promise<number> {
         '',
       );
 
-      farm.send({ cmd: 'decrypt', i: 0, orderId });
-      const [dec] = await farm.waitFor((e) => e.t === 'decrypted');
-      const dmbs = (dec?.bytes as number) / MiB / ((dec?.ms as number) / 1000);
+      // Three decryptions of the stored title, the median (one in --quick).
+      const decRates: number[] = [];
+      for (let run = 0; run < S.deliveryRuns; run++) {
+        farm.send({ cmd: 'decrypt', i: 0, orderId });
+        const dec = (await farm.waitFor((e) => e.t === 'decrypted', run + 1))[run];
+        decRates.push((dec?.bytes as number) / MiB / ((dec?.ms as number) / 1000));
+      }
+      const dmbs = percentile(
+        [...decRates].sort((a, b) => a - b),
+        50,
+      );
       results.player_decrypt_mb_s = dmbs;
       results.player_decrypt_vs_raw_wasm = dmbs / wasm.pull;
       row(
         'player core decrypt (libsodium-wrappers, from storage)',
-        `${dmbs.toFixed(0)} MB/s`,
+        `${dmbs.toFixed(0)} MB/s${decRates.length > 1 ? ` (median of ${decRates.map((r) => r.toFixed(0)).join(', ')})` : ''}`,
         `${wasm.pull.toFixed(0)} MB/s wasm`,
         (dmbs / wasm.pull).toFixed(2),
       );
