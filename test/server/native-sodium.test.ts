@@ -43,21 +43,15 @@ test('native licences, signatures and wrapped keys interoperate with the shared 
   assert.deepEqual(unsealContentKey(licence, terminal), new Uint8Array(contentKey));
   // The terminal's converted keys are remembered: a second licence for it, and one for another
   // terminal, are each sealed and addressed to their own terminal.
-  const again = nativeIssueLicence(server.signSecretKey, fields, contentKey, terminal.signPublicKey);
-  const licence2 = verifyLicence(
-    again,
-    server.signPublicKey,
-    terminalIdFromPublicKey(terminal.signPublicKey),
-  );
-  assert.deepEqual(unsealContentKey(licence2, terminal), new Uint8Array(contentKey));
+  const issueTo = (t: typeof terminal) => {
+    const envelope = nativeIssueLicence(server.signSecretKey, fields, contentKey, t.signPublicKey);
+    const opened = verifyLicence(envelope, server.signPublicKey, terminalIdFromPublicKey(t.signPublicKey));
+    assert.deepEqual(unsealContentKey(opened, t), new Uint8Array(contentKey));
+    return { envelope, opened };
+  };
+  issueTo(terminal);
   const other = generateIdentity();
-  const toOther = nativeIssueLicence(server.signSecretKey, fields, contentKey, other.signPublicKey);
-  const otherLicence = verifyLicence(
-    toOther,
-    server.signPublicKey,
-    terminalIdFromPublicKey(other.signPublicKey),
-  );
-  assert.deepEqual(unsealContentKey(otherLicence, other), new Uint8Array(contentKey));
+  const { envelope: toOther, opened: otherLicence } = issueTo(other);
   assert.throws(() =>
     verifyLicence(toOther, server.signPublicKey, terminalIdFromPublicKey(terminal.signPublicKey)),
   );
