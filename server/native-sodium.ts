@@ -96,7 +96,6 @@ export function nativeSignJson(purpose: SignPurpose, value: unknown, secretKey: 
   return { data: bytes.toString('base64url'), sig: sig.toString('base64url') };
 }
 
-/** issueLicence with native signing and sealing: same licence, same envelope. */
 /**
  * A terminal's box key (converted from its signing key) and id, remembered: the conversion was 4 % of
  * a busy server, and a terminal receives many licences. Bounded; the oldest go first.
@@ -119,6 +118,7 @@ function terminalKeys(sn: SodiumNative, signPublicKey: Uint8Array) {
   return keys;
 }
 
+/** issueLicence with native signing and sealing: same licence, same envelope. */
 export function nativeIssueLicence(
   serverSecretKey: Uint8Array,
   fields: LicenceFields,
