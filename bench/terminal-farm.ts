@@ -12,6 +12,7 @@ import { createInterface } from 'node:readline';
 import { WebSocket } from 'ws';
 import { TerminalCore } from '../player/core/terminal-core.ts';
 import { FileStorage } from '../player/headless/file-storage.ts';
+import { installNativeChecks } from '../player/headless/native-checks.ts';
 import { intArg, parseCli, requireArg } from '../server/cli-args.ts';
 import { cryptoReady } from '../shared/crypto.ts';
 import type { SocketLike } from '../shared/rental-client.ts';
@@ -29,6 +30,8 @@ const out = (o: Record<string, unknown>) => process.stdout.write(`${JSON.stringi
 
 process.once('SIGTERM', () => process.exit(0));
 await cryptoReady();
+// Headless terminals, as the CLI runs them: native per-order checks; decryption stays WASM.
+installNativeChecks();
 const cores: TerminalCore[] = [];
 const storages: FileStorage[] = [];
 for (let i = 0; i < count; i++) {

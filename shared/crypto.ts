@@ -85,6 +85,20 @@ export function signDetached(purpose: SignPurpose, data: Uint8Array, secretKey: 
   return na().crypto_sign_detached(signedBytes(purpose, data), secretKey);
 }
 
+/**
+ * Native versions of the two checks a terminal runs for every order (a signature, a sealed box), for
+ * runtimes that have them: the headless terminal installs sodium-native's
+ * (`player/headless/native-checks.ts`); browsers keep WASM. Same answers, tested both ways.
+ */
+export interface NativeChecks {
+  verify(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean;
+  sealOpen(sealed: Uint8Array, boxPublicKey: Uint8Array, boxSecretKey: Uint8Array): Uint8Array | undefined;
+}
+let nativeChecks: NativeChecks | undefined;
+export function setNativeChecks(checks: NativeChecks | undefined): void {
+  nativeChecks = checks;
+}
+
 export function verifyDetached(
   purpose: SignPurpose,
   data: Uint8Array,
@@ -93,7 +107,9 @@ export function verifyDetached(
 ): boolean {
   if (signature.length !== 64 || publicKey.length !== 32) return false;
   try {
-    return na().crypto_sign_verify_detached(signature, concatBytes(purposeBytes(purpose), data), publicKey);
+    const message = concatBytes(purposeBytes(purpose), data);
+    if (nativeChecks) return nativeChecks.verify(signature, message, publicKey);
+    return na().crypto_sign_verify_detached(signature, message, publicKey);
   } catch {
     return false;
   }
@@ -140,6 +156,7 @@ function boxKeysOf(identity: Identity) {
 export function openSealed(sealed: Uint8Array, identity: Identity): Uint8Array | undefined {
   try {
     const { pk, sk } = boxKeysOf(identity);
+    if (nativeChecks) return nativeChecks.sealOpen(sealed, pk, sk);
     return na().crypto_box_seal_open(sealed, pk, sk);
   } catch {
     return undefined;

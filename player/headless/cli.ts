@@ -3,6 +3,7 @@
  * delivery; `list` shows what is stored; `play` decrypts a rental (inside its window only) to a
  * file or stdout so any media player can play it.
  */
+
 import { createWriteStream } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
@@ -12,6 +13,7 @@ import { cryptoReady } from '../../shared/crypto.ts';
 import type { SocketLike } from '../../shared/rental-client.ts';
 import { TerminalCore, TerminalError, type TerminalEvent } from '../core/terminal-core.ts';
 import { FileStorage } from './file-storage.ts';
+import { installNativeChecks } from './native-checks.ts';
 
 export const TERMINAL_USAGE = `usage: npm run terminal -- <command> [options]
   run  --server URL [--data DIR] [--name NAME]   register, show the pairing code, receive rentals
@@ -75,6 +77,7 @@ async function main(argv: string[]): Promise<number | undefined> {
     return command ? 0 : 2;
   }
   await cryptoReady();
+  installNativeChecks();
   if (command === 'run') {
     const { values } = parseCli(rest, {
       server: { type: 'string' },
