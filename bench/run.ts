@@ -10,6 +10,7 @@ import sodium from 'libsodium-wrappers';
 import sodiumNative from 'sodium-native';
 import { parseCli, runCli } from '../server/cli-args.ts';
 import { cryptoReady } from '../shared/crypto.ts';
+import { rentNow } from '../test/harness.ts';
 import { addTitle, cpuSeconds, Farm, linkFarm, MiB, percentile, rssMb, startServer } from './bench-kit.ts';
 
 const { values } = parseCli(process.argv.slice(2), { quick: { type: 'boolean' }, only: { type: 'string' } });
@@ -167,12 +168,7 @@ async function main(): Promise<number> {
         }
         spawnSync('sync');
         const start = Date.now();
-        const { order } = await t0.client.request('order.place', {
-          itemNumber: 900,
-          terminalId: t0.terminalId,
-          periodSeconds: 3600,
-          schedule: { mode: 'now' },
-        });
+        const order = await rentNow(t0.client, t0.terminalId, 900, 3600);
         orderId = order.orderId;
         const [stored] = await farm.waitFor((e) => e.t === 'stored' && e.orderId === order.orderId);
         rates.push(S.delivery / MiB / (((stored?.at as number) - start) / 1000));
@@ -278,17 +274,8 @@ async function main(): Promise<number> {
       const serverCpu0 = cpuSeconds(server.child.pid as number);
       const farmCpu0 = cpuSeconds(farm.child.pid as number);
       const start = Date.now();
-      const orders = await Promise.all(
-        terminals.map((t) =>
-          t.client.request('order.place', {
-            itemNumber: 903,
-            terminalId: t.terminalId,
-            periodSeconds: 3600,
-            schedule: { mode: 'now' },
-          }),
-        ),
-      );
-      const ids = new Set(orders.map((o) => o.order.orderId));
+      const orders = await Promise.all(terminals.map((t) => rentNow(t.client, t.terminalId, 903, 3600)));
+      const ids = new Set(orders.map((o) => o.orderId));
       const stored = await farm.waitFor((e) => e.t === 'stored' && ids.has(e.orderId as string), n);
       const mib = (n * S.parallelEach) / MiB;
       const serverCpuMs = ((cpuSeconds(server.child.pid as number) - serverCpu0) * 1000) / mib;
@@ -344,12 +331,7 @@ async function main(): Promise<number> {
       const place = async (k: number) => {
         const t = terminals[k % terminals.length] as (typeof terminals)[number];
         const at = Date.now();
-        const { order } = await t.client.request('order.place', {
-          itemNumber: 904,
-          terminalId: t.terminalId,
-          periodSeconds: 3600,
-          schedule: { mode: 'now' },
-        });
+        const order = await rentNow(t.client, t.terminalId, 904, 3600);
         sentAt.set(order.orderId, at);
       };
       // Sustained 1,000 orders/s (BENCH_ORDER_RATE=N measures another rate).
@@ -476,12 +458,7 @@ async function main(): Promise<number> {
       const sampler = setInterval(() => {
         peak = Math.max(peak, rssMb(server.child.pid as number));
       }, 100);
-      const { order } = await t0.client.request('order.place', {
-        itemNumber: 905,
-        terminalId: t0.terminalId,
-        periodSeconds: 3600,
-        schedule: { mode: 'now' },
-      });
+      const order = await rentNow(t0.client, t0.terminalId, 905, 3600);
       await farm.waitFor((e) => e.t === 'stored' && e.orderId === order.orderId);
       clearInterval(sampler);
       results.stream_rss_growth_mb = peak - base;

@@ -41,6 +41,8 @@ export interface SodiumNative {
   crypto_box_PUBLICKEYBYTES: number;
   crypto_sign_ed25519_pk_to_curve25519(curvePk: Buffer, edPk: Buffer): void;
   crypto_generichash(out: Buffer, input: Buffer, key?: Buffer | null): void;
+  crypto_sign_verify_detached(sig: Uint8Array, m: Uint8Array, pk: Uint8Array): boolean;
+  crypto_box_seal_open(m: Uint8Array, c: Uint8Array, pk: Uint8Array, sk: Uint8Array): boolean;
 }
 
 let native: SodiumNative | null | undefined;

@@ -107,7 +107,7 @@ export function verifyDetached(
 ): boolean {
   if (signature.length !== 64 || publicKey.length !== 32) return false;
   try {
-    const message = concatBytes(purposeBytes(purpose), data);
+    const message = signedBytes(purpose, data);
     if (nativeChecks) return nativeChecks.verify(signature, message, publicKey);
     return na().crypto_sign_verify_detached(signature, message, publicKey);
   } catch {

@@ -106,7 +106,7 @@ test('progress and job states commit by the next turn, before a durable batch, a
     await repo.createOrder(a.o, a.jobs, CLASSIFIED);
     await repo.setContentProgress(a.o.id, 'delivering', 3);
     assert.equal((await repo.orderById(a.o.id))?.chunksDelivered, 3, 'this connection reads it at once');
-    await new Promise((r) => setTimeout(r, 50));
+    await turn();
     assert.deepEqual(
       seen(a.o.id),
       { content_state: 'delivering', chunks_delivered: 3 },
