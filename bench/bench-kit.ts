@@ -18,9 +18,13 @@ export function rssMb(pid: number): number {
 }
 
 /** CPU seconds (user + system, all threads) a process has used so far (Linux). */
-export function cpuSeconds(pid: number): number {
+/**
+ * User plus system CPU of a process, all its threads; with `mainThread`, of its main thread alone
+ * (the event loop, whose busy share decides how long messages wait).
+ */
+export function cpuSeconds(pid: number, mainThread = false): number {
   // Fields 14 and 15 of /proc/PID/stat, after the command name in parentheses.
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const stat = readFileSync(mainThread ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100; // clock ticks; 100 per second on Linux
 }

@@ -3,6 +3,7 @@ import { closeSync, fdatasync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { Classification } from '../../shared/classification.ts';
 import { log } from '../log.ts';
+import { BoundedCache } from './bounded-cache.ts';
 import { migrationsFor } from './migrations.ts';
 import {
   type AdRow,
@@ -12,6 +13,7 @@ import {
   type JobKind,
   type JobRow,
   type JobState,
+  type NamedOrder,
   type OrderRow,
   type Repository,
   type TerminalRow,
@@ -49,6 +51,7 @@ import {
   UPSERT_PRESENCE,
   UPSERT_TERMINAL,
 } from './rows.ts';
+import { WalCheckpointer } from './wal-checkpointer.ts';
 
 export class SqliteRepository implements Repository {
   private readonly db: Database.Database;
@@ -76,6 +79,18 @@ export class SqliteRepository implements Repository {
     this.db.pragma('cache_size = -65536');
     this.db.pragma('busy_timeout = 5000');
     this.migrate();
+    this.startCheckpoints();
+  }
+
+  /** Checkpoints run on a worker thread (see wal-checkpointer.ts); SQLite's own is the fallback. */
+  private checkpointer: WalCheckpointer | undefined;
+  private startCheckpoints() {
+    if (this.db.memory) return;
+    this.db.pragma('wal_autocheckpoint = 0');
+    this.checkpointer = new WalCheckpointer(this.file, (error) => {
+      log('error', 'wal-checkpoint-failed', { error });
+      if (this.db.open) this.db.pragma('wal_autocheckpoint = 1000');
+    });
   }
 
   private migrate(): void {
@@ -90,42 +105,69 @@ export class SqliteRepository implements Repository {
   }
 
   /**
-   * Group commit: durable writes arriving in the same turn of the event loop share one transaction.
-   * It commits at once (NORMAL), and the writes are acknowledged when a flush of the WAL that began
-   * after the commit has finished. The flush runs on libuv's thread pool, so the event loop keeps
-   * serving while the disk works, and every write committed meanwhile shares the next flush. This
-   * is as durable as synchronous = FULL (which flushes the WAL inside every commit): a committed
-   * frame is either still in the WAL, flushed here, or checkpointed into the database file, which
-   * SQLite syncs before it reuses the WAL. If the batch fails, each write is retried alone so one
-   * bad write cannot fail the others.
+   * Group commit, one transaction per turn of the event loop. Every write made in a turn, durable or
+   * not, goes into one transaction that commits when the turn ends (or earlier, when a write that
+   * must stand alone comes: see run). One commit writes each changed page to the WAL once, however
+   * many writes of the turn changed it; a busy server makes a dozen writes per order, and a commit
+   * each cost more than the writes.
+   *
+   * Durable writes (orders, licences) are acknowledged when a flush of the WAL that began after their
+   * commit has finished. The flush runs on libuv's thread pool, so the event loop keeps serving while
+   * the disk works, and every write committed meanwhile shares the next flush. This is as durable as
+   * synchronous = FULL (which flushes the WAL inside every commit): a committed frame is either still
+   * in the WAL, flushed here, or checkpointed into the database file, which is synced before the WAL
+   * is reused (wal-checkpointer.ts). Each durable write runs in a savepoint, so a bad one fails alone.
+   *
+   * Writes that can be re-derived (delivery progress, key and job states, finished jobs) are not
+   * waited for: a crash loses at most that turn's share, which only repeats work
+   * (a job runs again; a terminal resumes from what it stored).
    */
-  private batch: { fn: () => void; resolve: () => void; reject: (e: unknown) => void }[] = [];
+  private turnOpen = false;
+  /** The durable writes of the open turn, acknowledged after its commit and a flush. */
+  private turnDurable: { resolve: () => void; reject: (e: unknown) => void }[] = [];
+  private openTurn(): void {
+    if (this.turnOpen) return;
+    this.db.exec('BEGIN');
+    this.turnOpen = true;
+    setImmediate(() => this.settle());
+  }
+  /** SQLite rolls a whole transaction back on some errors (a full disk): the turn's writes are gone. */
+  private afterWriteError(err: unknown): void {
+    if (!this.turnOpen || this.db.inTransaction) return;
+    this.turnOpen = false;
+    this.orderRows.clear(); // it may hold writes that are gone
+    const lost = this.turnDurable;
+    this.turnDurable = [];
+    for (const op of lost) op.reject(err);
+  }
   private durableSoon(fn: () => void): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.batch.push({ fn, resolve, reject });
-      if (this.batch.length === 1) setImmediate(() => this.flushBatch());
+      try {
+        this.openTurn();
+        this.db.transaction(fn)(); // inside the turn's transaction: a savepoint
+      } catch (err) {
+        this.afterWriteError(err);
+        return reject(err);
+      }
+      this.turnDurable.push({ resolve, reject });
     });
   }
-  private flushBatch() {
-    const batch = this.batch;
-    this.batch = [];
-    const committed: typeof batch = [];
+  /** Commit the turn's transaction now, and start the flush its durable writes wait for. */
+  private settle(): void {
+    if (!this.turnOpen) return;
+    this.turnOpen = false;
+    const ops = this.turnDurable;
+    this.turnDurable = [];
     try {
-      this.tx(() => {
-        for (const op of batch) op.fn();
-      });
-      committed.push(...batch);
-    } catch {
-      for (const op of batch) {
-        try {
-          this.tx(op.fn);
-          committed.push(op);
-        } catch (err) {
-          op.reject(err);
-        }
-      }
+      this.db.exec('COMMIT');
+    } catch (err) {
+      log('error', 'commit-failed', { error: String(err) });
+      if (this.db.inTransaction) this.db.exec('ROLLBACK');
+      this.orderRows.clear(); // it may hold writes that are gone
+      for (const op of ops) op.reject(err);
+      return;
     }
-    if (committed.length > 0) this.afterWalFlush(committed);
+    if (ops.length > 0) this.afterWalFlush(ops);
   }
 
   /** The WAL, open for flushing; undefined until the first durable write, null if there is none. */
@@ -174,44 +216,19 @@ export class SqliteRepository implements Repository {
     }
     return s;
   }
-  /** A transaction of its own: what was deferred commits first, so it cannot be rolled back with it. */
+  /** A transaction of its own: the turn's writes commit first, so they cannot be rolled back with it. */
   private tx<T>(fn: () => T): T {
     this.settle();
     return this.db.transaction(fn)();
   }
-
-  /**
-   * Writes that can be re-derived (delivery progress, key and job states, finished jobs) share one
-   * transaction per turn of the event loop instead of a commit each: a busy server makes several of
-   * them per order. Reads on this connection see them at once; any other write, and the next turn,
-   * commit them first. A crash loses at most that turn's share, which only repeats work (a job runs
-   * again; a terminal resumes from what it stored).
-   */
-  private deferredOpen = false;
+  /** A re-derivable write, in the turn's transaction (see openTurn). */
   private deferred(sql: string, ...args: unknown[]): void {
-    if (!this.deferredOpen) {
-      this.db.exec('BEGIN');
-      this.deferredOpen = true;
-      setImmediate(() => this.settle());
-    }
     try {
-      this.stmt(sql).run(...args);
+      this.openTurn();
+      this.write(sql, ...args);
     } catch (err) {
-      // SQLite rolls a whole transaction back on some errors (a full disk): nothing is open then.
-      if (!this.db.inTransaction) this.deferredOpen = false;
+      this.afterWriteError(err);
       throw err;
-    }
-  }
-  private settle(): void {
-    if (!this.deferredOpen) return;
-    this.deferredOpen = false;
-    if (!this.db.inTransaction) return;
-    try {
-      this.db.exec('COMMIT');
-    } catch (err) {
-      // These writes can be re-derived; the queue redoes their work. Nothing else is in the way.
-      log('error', 'deferred-commit-failed', { error: String(err) });
-      if (this.db.inTransaction) this.db.exec('ROLLBACK');
     }
   }
 
@@ -221,8 +238,13 @@ export class SqliteRepository implements Repository {
   private all(sql: string, ...args: unknown[]): Row[] {
     return this.stmt(sql).all(...args) as Row[];
   }
+  /** A write that stands alone: the turn's transaction commits first. */
   private run(sql: string, ...args: unknown[]): Database.RunResult {
     this.settle();
+    return this.write(sql, ...args);
+  }
+  /** A write inside whatever transaction is open. */
+  private write(sql: string, ...args: unknown[]): Database.RunResult {
     return this.stmt(sql).run(...args);
   }
 
@@ -230,6 +252,7 @@ export class SqliteRepository implements Repository {
     // A flush in flight holds the WAL's descriptor; let it finish before closing it.
     this.settle();
     await this.flushing;
+    await this.checkpointer?.stop();
     if (typeof this.walFd === 'number') closeSync(this.walFd);
     this.walFd = undefined;
     this.db.close();
@@ -305,6 +328,7 @@ export class SqliteRepository implements Repository {
     this.run('DELETE FROM terminal_presence');
   }
   async linkTerminal(terminalId: string, customerId: string, name: string, now: number) {
+    this.names.delete(`t:${terminalId}`);
     this.run(
       'UPDATE terminals SET customer_id = ?, name = ?, linked_at = ? WHERE id = ?',
       customerId,
@@ -314,6 +338,7 @@ export class SqliteRepository implements Repository {
     );
   }
   async renameTerminal(terminalId: string, name: string) {
+    this.names.delete(`t:${terminalId}`);
     this.run('UPDATE terminals SET name = ? WHERE id = ?', name, terminalId);
   }
   async unlinkTerminal(terminalId: string) {
@@ -352,6 +377,7 @@ export class SqliteRepository implements Repository {
   }
 
   async upsertCatalogItem(c: CatalogRow) {
+    this.names.delete(`c:${c.itemNumber}`);
     this.run(UPSERT_CATALOG, ...catalogParams(c));
   }
   async setCatalogPreroll(itemNumber: number, on: boolean) {
@@ -373,7 +399,8 @@ export class SqliteRepository implements Repository {
   async createOrder(o: OrderRow, jobs: JobRow[], c: Classification) {
     await this.durableSoon(() => {
       this.insertOrder(o, jobs);
-      this.run(INSERT_CLASSIFICATION, ...classificationParams(o, c));
+      this.write(INSERT_CLASSIFICATION, ...classificationParams(o, c));
+      this.orderRows.set(o.id, { ...o });
     });
   }
   async classifications(since: number) {
@@ -421,9 +448,9 @@ export class SqliteRepository implements Repository {
   }
 
   private insertOrder(o: OrderRow, jobs: JobRow[]) {
-    this.run(INSERT_ORDER, ...orderParams(o));
+    this.write(INSERT_ORDER, ...orderParams(o));
     for (const j of jobs) {
-      this.run(
+      this.write(
         'INSERT INTO jobs (order_id, kind, run_at, terminal_id) VALUES (?,?,?,?)',
         j.orderId,
         j.kind,
@@ -432,13 +459,39 @@ export class SqliteRepository implements Repository {
       );
     }
   }
+  /**
+   * Orders as stored, kept as they are written: the queue, the acknowledgements and the customer's
+   * updates read an order a dozen times in its first seconds. Only this process writes orders (the
+   * CLI never does), so the copy is exact; a failed commit empties it.
+   */
+  private readonly orderRows = new BoundedCache<string, OrderRow>(20_000);
+  /** Titles and terminal names for customers' order updates; the CLI may change a title meanwhile. */
+  private readonly names = new BoundedCache<string, string | null>(20_000, 2_000);
+
   async orderById(id: string) {
+    const cached = this.orderRows.get(id);
+    if (cached) return { ...cached };
     const r = this.get('SELECT * FROM orders WHERE id = ?', id);
-    return r && orderOf(r);
+    if (!r) return undefined;
+    const o = orderOf(r);
+    this.orderRows.set(id, o);
+    return { ...o };
   }
-  async namedOrder(id: string) {
-    const r = this.get(`${NAMED_ORDER_SELECT} WHERE o.id = ?`, id);
-    return r && namedOrderOf(r);
+  async namedOrder(id: string): Promise<NamedOrder | undefined> {
+    const o = await this.orderById(id);
+    if (!o) return undefined;
+    return { ...o, title: this.nameOf(`c:${o.itemNumber}`), terminalName: this.nameOf(`t:${o.terminalId}`) };
+  }
+  private nameOf(key: string): string | null {
+    let name = this.names.get(key);
+    if (name === undefined) {
+      const r = key.startsWith('c:')
+        ? this.get('SELECT title AS name FROM catalog WHERE item_number = ?', Number(key.slice(2)))
+        : this.get('SELECT name FROM terminals WHERE id = ?', key.slice(2));
+      name = (r?.name as string | undefined) ?? null;
+      this.names.set(key, name);
+    }
+    return name;
   }
   async ordersOfCustomer(customerId: string) {
     return this.all(
@@ -455,6 +508,8 @@ export class SqliteRepository implements Repository {
     return (r?.n as number) ?? 0;
   }
   async setContentProgress(orderId: string, state: OrderRow['contentState'], chunksDelivered: number) {
+    const o = this.orderRows.get(orderId);
+    if (o && o.contentState !== 'delivered') Object.assign(o, { contentState: state, chunksDelivered });
     this.deferred(
       "UPDATE orders SET content_state = ?, chunks_delivered = ? WHERE id = ? AND content_state <> 'delivered'",
       state,
@@ -463,9 +518,13 @@ export class SqliteRepository implements Repository {
     );
   }
   async setKeyState(orderId: string, state: OrderRow['keyState']) {
+    const o = this.orderRows.get(orderId);
+    if (o) o.keyState = state;
     this.deferred('UPDATE orders SET key_state = ? WHERE id = ?', state, orderId);
   }
   async wipeOrderKey(orderId: string) {
+    const o = this.orderRows.get(orderId);
+    if (o) o.wrappedKey = null;
     this.run('UPDATE orders SET wrapped_key = NULL WHERE id = ?', orderId);
   }
 
@@ -473,7 +532,8 @@ export class SqliteRepository implements Repository {
     return this.all('SELECT * FROM jobs ORDER BY run_at').map(jobOf);
   }
   async dueJobs(now: number, limit: number, instanceId: string, contentAnywhere: boolean) {
-    // One writer: reading and marking in one transaction is enough to take each job once.
+    // One writer: reading and marking in one transaction is enough to take each job once. A
+    // transaction of its own, so another handle on the file (another process) can take jobs as well.
     return this.tx(() => {
       const jobs = this.all(
         `SELECT j.* FROM jobs j WHERE ${DUE_JOBS_WHERE} ORDER BY j.run_at LIMIT ?`,
@@ -484,7 +544,7 @@ export class SqliteRepository implements Repository {
         limit,
       ).map(jobOf);
       for (const j of jobs)
-        this.run(
+        this.write(
           "UPDATE jobs SET state = 'claimed', claimed_by = ? WHERE order_id = ? AND kind = ?",
           instanceId,
           j.orderId,
@@ -522,7 +582,7 @@ export class SqliteRepository implements Repository {
   }
   async saveLicence(orderId: string, licence: { data: string; sig: string }, issuedAt: number) {
     await this.durableSoon(() =>
-      this.run(
+      this.write(
         'INSERT INTO licences (order_id, data, sig, issued_at) VALUES (?,?,?,?) ON CONFLICT(order_id) DO NOTHING',
         orderId,
         licence.data,
