@@ -551,7 +551,8 @@ export class TerminalCore {
         notAfter: m.notAfter,
         expired: false,
       };
-      await this.opts.storage.putRental(rental);
+      // Nothing is stored or acknowledged yet: if this record is lost, the server offers again.
+      await this.opts.storage.putRental(rental, { durable: false });
       this.emit({ type: 'offer', rental, from: link.url });
     }
     this.scheduleExpiry(rental.orderId, rental.notAfter);
@@ -565,7 +566,8 @@ export class TerminalCore {
       failed: false,
       syncAgain: false,
     });
-    const hasPreroll = Boolean(await this.opts.storage.preroll(m.orderId));
+    // A pre-roll is kept only for a rental on record, so a new one has none yet.
+    const hasPreroll = existing ? Boolean(await this.opts.storage.preroll(m.orderId)) : false;
     this.send(link, { type: 'delivery.accept', orderId: m.orderId, from: rental.have, hasPreroll });
     if (rental.have >= rental.totalChunks) this.emit({ type: 'stored', orderId: m.orderId });
   }

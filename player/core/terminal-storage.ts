@@ -51,7 +51,11 @@ export interface TerminalStorage {
 
   rentals(): Promise<StoredRental[]>;
   rental(orderId: string): Promise<StoredRental | undefined>;
-  putRental(rental: StoredRental): Promise<void>;
+  /**
+   * Record a rental. `durable: false` when nothing depends on the record surviving a power cut yet
+   * (a new offer, nothing stored: the server offers it again), so storage may skip its sync.
+   */
+  putRental(rental: StoredRental, opts?: { durable?: boolean }): Promise<void>;
   /** Store chunk `index` (ciphertext). Must be readable after a crash once putRental recorded it. */
   writeChunk(rental: StoredRental, index: number, cipher: Uint8Array): Promise<void>;
   /** Store consecutive chunks from `first` in one go (optional: the core falls back to writeChunk). */

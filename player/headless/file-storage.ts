@@ -1,5 +1,5 @@
 /** Terminal storage in a folder: the headless terminal's. Identity is a 0600 file. */
-import { existsSync, mkdirSync } from 'node:fs';
+import { constants, existsSync, mkdirSync } from 'node:fs';
 import { type FileHandle, mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
@@ -23,13 +23,13 @@ import type {
  * asked for (two links saving state at once must not share a temporary file, and the last word wins).
  */
 const writesInFlight = new Map<string, Promise<void>>();
-function writeAtomic(file: string, text: string | Uint8Array, mode = 0o600): Promise<void> {
+function writeAtomic(file: string, text: string | Uint8Array, durable = true): Promise<void> {
   const write = async () => {
     const tmp = `${file}.tmp`;
-    const fh = await open(tmp, 'w', mode);
+    const fh = await open(tmp, 'w', 0o600);
     try {
       await fh.writeFile(text);
-      await fh.sync();
+      if (durable) await fh.sync();
     } finally {
       await fh.close();
     }
@@ -115,9 +115,9 @@ export class FileStorage implements TerminalStorage {
   async rental(orderId: string) {
     return readJson<StoredRental>(join(this.rentalDir(orderId), 'rental.json'));
   }
-  async putRental(r: StoredRental) {
+  async putRental(r: StoredRental, opts: { durable?: boolean } = {}) {
     const dir = await this.ensureRentalDir(r.orderId);
-    await writeAtomic(join(dir, 'rental.json'), JSON.stringify(r));
+    await writeAtomic(join(dir, 'rental.json'), JSON.stringify(r), opts.durable ?? true);
   }
   /** Open content files, kept across chunks (opening per chunk cost more than the write). */
   private readonly handles = new Map<string, FileHandle>();
@@ -127,7 +127,8 @@ export class FileStorage implements TerminalStorage {
     if (open_) return open_;
     const file = join(this.rentalDir(orderId), 'content.enc');
     if (!create && !existsSync(file)) return undefined;
-    const fh = await open(file, existsSync(file) ? 'r+' : 'w+', 0o600);
+    // Read and write, made if missing, never truncated: one call whether or not it exists.
+    const fh = await open(file, constants.O_RDWR | constants.O_CREAT, 0o600);
     if (this.handles.size >= MAX_OPEN_FILES) {
       const [oldest, h] = this.handles.entries().next().value as [string, FileHandle];
       this.handles.delete(oldest);
