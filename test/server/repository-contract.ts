@@ -234,10 +234,25 @@ export function repositoryContract(name: string, engine: Engine, skip: string | 
     await repo.setContentProgress(o.id, 'delivered', 1);
     await repo.setContentProgress(o.id, 'delivering', 1);
     assert.equal((await repo.orderById(o.id))?.contentState, 'delivered');
+    // What is read back is what was written, however the engine keeps it; a copy the caller
+    // changes does not change the store.
+    await repo.setKeyState(o.id, 'delivered');
+    const read = (await repo.orderById(o.id)) as NonNullable<Awaited<ReturnType<typeof repo.orderById>>>;
+    assert.deepEqual([read.keyState, read.chunksDelivered], ['delivered', 1]);
+    read.keyState = 'scheduled';
+    assert.equal((await repo.orderById(o.id))?.keyState, 'delivered');
+    await repo.renameTerminal(terminalId, 'Den');
+    assert.equal((await repo.namedOrder(o.id))?.terminalName, 'Den');
     await repo.close();
     // Reopened (migrations run again, as on every start): everything is still there.
     const reopened = await again();
     assert.equal((await reopened.orderById(o.id))?.wrappedKey?.length, 3);
+    assert.deepEqual(
+      [(await reopened.orderById(o.id))?.contentState, (await reopened.orderById(o.id))?.keyState],
+      ['delivered', 'delivered'],
+    );
+    await reopened.wipeOrderKey(o.id);
+    assert.equal((await reopened.orderById(o.id))?.wrappedKey, null);
     assert.deepEqual((await reopened.ads())[0]?.segments, { genre: ['drama'] });
     assert.equal((await reopened.catalogItem(7))?.preroll, false);
     assert.equal((await reopened.pendingJobs()).length, 3);
