@@ -1,6 +1,19 @@
 /** Terminal storage in a folder: the headless terminal's. Identity is a 0600 file. */
-import { constants, existsSync, mkdirSync } from 'node:fs';
-import { type FileHandle, mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import {
+  close,
+  constants,
+  existsSync,
+  fdatasync,
+  mkdir,
+  mkdirSync,
+  open,
+  read,
+  readFile,
+  rename,
+  write,
+  writev,
+} from 'node:fs';
+import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   cipherChunkLength,
@@ -19,23 +32,40 @@ import type {
 } from '../core/terminal-storage.ts';
 
 /**
+ * One file system call as a promise. The callback API with a promise around it costs half the CPU of
+ * fs/promises' FileHandle per call (measured: an atomic replace 50-60 µs against 95-130 µs), and a
+ * terminal makes about fifteen of them per rental.
+ */
+function fsCall<T = void>(f: (done: (err: NodeJS.ErrnoException | null, value?: T) => void) => void) {
+  return new Promise<T>((resolve, reject) => f((err, value) => (err ? reject(err) : resolve(value as T))));
+}
+
+/** Write all of `data` at `position`: a short write is legal, so finish what it did not write. */
+async function writeAll(fd: number, data: Uint8Array, position: number): Promise<void> {
+  for (let done = 0; done < data.length; ) {
+    const n = await fsCall<number>((cb) => write(fd, data, done, data.length - done, position + done, cb));
+    done += n;
+  }
+}
+
+/**
  * Replace a file whole or not at all. Writes to one file run one after another in the order they were
  * asked for (two links saving state at once must not share a temporary file, and the last word wins).
  */
 const writesInFlight = new Map<string, Promise<void>>();
 function writeAtomic(file: string, text: string | Uint8Array, durable = true): Promise<void> {
-  const write = async () => {
+  const replace = async () => {
     const tmp = `${file}.tmp`;
-    const fh = await open(tmp, 'w', 0o600);
+    const fd = await fsCall<number>((cb) => open(tmp, 'w', 0o600, cb));
     try {
-      await fh.writeFile(text);
-      if (durable) await fh.sync();
+      await writeAll(fd, typeof text === 'string' ? Buffer.from(text) : text, 0);
+      if (durable) await fsCall((cb) => fdatasync(fd, cb));
     } finally {
-      await fh.close();
+      await fsCall((cb) => close(fd, cb));
     }
-    await rename(tmp, file);
+    await fsCall((cb) => rename(tmp, file, cb));
   };
-  const done = (writesInFlight.get(file) ?? Promise.resolve()).then(write, write);
+  const done = (writesInFlight.get(file) ?? Promise.resolve()).then(replace, replace);
   const settled = done.catch(() => undefined);
   writesInFlight.set(file, settled);
   void settled.then(() => {
@@ -48,7 +78,7 @@ async function readJson<T>(file: string): Promise<T | undefined> {
   // Most misses are a new order's files: a stat is far cheaper than a failed open's exception.
   if (!existsSync(file)) return undefined;
   try {
-    return JSON.parse(await readFile(file, 'utf8')) as T;
+    return JSON.parse(await fsCall<string>((cb) => readFile(file, 'utf8', cb))) as T;
   } catch {
     return undefined;
   }
@@ -75,7 +105,7 @@ export class FileStorage implements TerminalStorage {
   private async ensureRentalDir(orderId: string) {
     const dir = this.rentalDir(orderId);
     if (!this.madeDirs.has(dir)) {
-      await mkdir(dir, { recursive: true, mode: 0o700 });
+      await fsCall((cb) => mkdir(dir, { recursive: true, mode: 0o700 }, (err) => cb(err)));
       if (this.madeDirs.size >= 1024) this.madeDirs.clear();
       this.madeDirs.add(dir);
     }
@@ -119,23 +149,50 @@ export class FileStorage implements TerminalStorage {
     const dir = await this.ensureRentalDir(r.orderId);
     await writeAtomic(join(dir, 'rental.json'), JSON.stringify(r), opts.durable ?? true);
   }
-  /** Open content files, kept across chunks (opening per chunk cost more than the write). */
-  private readonly handles = new Map<string, FileHandle>();
+  /**
+   * Open content files, kept across chunks (opening per chunk cost more than the write). A file is
+   * closed only when no call is using it: a descriptor closed under a write in flight could be
+   * reused by the next open, and the write land in another file.
+   */
+  private readonly handles = new Map<string, { fd: number; busy: number; closing: boolean }>();
 
-  private async contentFile(orderId: string, create: boolean): Promise<FileHandle | undefined> {
-    const open_ = this.handles.get(orderId);
-    if (open_) return open_;
-    const file = join(this.rentalDir(orderId), 'content.enc');
-    if (!create && !existsSync(file)) return undefined;
-    // Read and write, made if missing, never truncated: one call whether or not it exists.
-    const fh = await open(file, constants.O_RDWR | constants.O_CREAT, 0o600);
-    if (this.handles.size >= MAX_OPEN_FILES) {
-      const [oldest, h] = this.handles.entries().next().value as [string, FileHandle];
-      this.handles.delete(oldest);
-      await h.close();
+  /** Run `use` with the rental's content file open (made if `create`); undefined if there is none. */
+  private async withContent<T>(
+    orderId: string,
+    create: boolean,
+    use: (fd: number) => Promise<T>,
+  ): Promise<T | undefined> {
+    let h = this.handles.get(orderId);
+    if (!h) {
+      const file = join(this.rentalDir(orderId), 'content.enc');
+      if (!create && !existsSync(file)) return undefined;
+      // Read and write, made if missing, never truncated: one call whether or not it exists.
+      const fd = await fsCall<number>((cb) => open(file, constants.O_RDWR | constants.O_CREAT, 0o600, cb));
+      h = this.handles.get(orderId); // opened meanwhile by another call: keep one
+      if (h) await fsCall((cb) => close(fd, cb));
+      else {
+        h = { fd, busy: 0, closing: false };
+        this.handles.set(orderId, h);
+        if (this.handles.size > MAX_OPEN_FILES)
+          void this.release(this.handles.keys().next().value as string).catch(() => undefined);
+      }
     }
-    this.handles.set(orderId, fh);
-    return fh;
+    h.busy++;
+    try {
+      return await use(h.fd);
+    } finally {
+      h.busy--;
+      if (h.closing && h.busy === 0) await fsCall((cb) => close(h.fd, cb));
+    }
+  }
+
+  /** Forget the rental's open file; it closes once no call is using it. */
+  private async release(orderId: string): Promise<void> {
+    const h = this.handles.get(orderId);
+    if (!h) return;
+    this.handles.delete(orderId);
+    h.closing = true;
+    if (h.busy === 0) await fsCall((cb) => close(h.fd, cb));
   }
 
   private impressionsFile() {
@@ -164,50 +221,44 @@ export class FileStorage implements TerminalStorage {
   }
 
   async close() {
-    for (const id of [...this.handles.keys()]) await this.closeContent(id);
-  }
-
-  private async closeContent(orderId: string) {
-    const fh = this.handles.get(orderId);
-    this.handles.delete(orderId);
-    await fh?.close();
+    for (const id of [...this.handles.keys()]) await this.release(id);
   }
 
   async writeChunk(r: StoredRental, index: number, cipher: Uint8Array) {
-    const fh = (await this.contentFile(r.orderId, true)) as FileHandle;
-    await fh.write(cipher, 0, cipher.length, index * cipherChunkLength(r.chunkSize));
+    await this.withContent(r.orderId, true, (fd) =>
+      writeAll(fd, cipher, index * cipherChunkLength(r.chunkSize)),
+    );
   }
   async writeChunks(r: StoredRental, first: number, ciphers: Uint8Array[]) {
-    const fh = (await this.contentFile(r.orderId, true)) as FileHandle;
-    // Consecutive chunks sit back to back (only the last chunk of a title is shorter).
-    const at = first * cipherChunkLength(r.chunkSize);
-    const { bytesWritten } = await fh.writev(ciphers, at);
-    const total = ciphers.reduce((n, c) => n + c.length, 0);
-    // A short writev is legal; finish what it did not write.
-    if (bytesWritten < total) {
-      const rest = Buffer.concat(ciphers).subarray(bytesWritten);
-      await fh.write(rest, 0, rest.length, at + bytesWritten);
-    }
+    await this.withContent(r.orderId, true, async (fd) => {
+      // Consecutive chunks sit back to back (only the last chunk of a title is shorter).
+      const at = first * cipherChunkLength(r.chunkSize);
+      const written = await fsCall<number>((cb) => writev(fd, ciphers, at, cb));
+      const total = ciphers.reduce((n, c) => n + c.length, 0);
+      // A short writev is legal; finish what it did not write.
+      if (written < total) await writeAll(fd, Buffer.concat(ciphers).subarray(written), at + written);
+    });
   }
   async readChunk(r: StoredRental, index: number) {
     const stride = cipherChunkLength(r.chunkSize);
     const plainLen = index < r.totalChunks - 1 ? r.chunkSize : r.size - r.chunkSize * (r.totalChunks - 1);
     const len = cipherChunkLength(plainLen);
-    const fh = await this.contentFile(r.orderId, false);
-    if (!fh) return undefined;
     const buf = new Uint8Array(len);
-    const { bytesRead } = await fh.read(buf, 0, len, index * stride);
+    const bytesRead = await this.withContent(r.orderId, false, (fd) =>
+      fsCall<number>((cb) => read(fd, buf, 0, len, index * stride, cb)),
+    );
     return bytesRead === len ? buf : undefined;
   }
   async readChunks(r: StoredRental, first: number, count: number) {
     const stride = cipherChunkLength(r.chunkSize);
     const last = first + count - 1;
     const lastLen = cipherChunkLength(plainChunkLength(r.size, r.chunkSize, last));
-    const fh = await this.contentFile(r.orderId, false);
-    if (!fh) return [];
     // One read for the whole run of chunks; each chunk is a view of it.
     const buf = new Uint8Array((count - 1) * stride + lastLen);
-    const { bytesRead } = await fh.read(buf, 0, buf.length, first * stride);
+    const bytesRead = await this.withContent(r.orderId, false, (fd) =>
+      fsCall<number>((cb) => read(fd, buf, 0, buf.length, first * stride, cb)),
+    );
+    if (bytesRead === undefined) return [];
     const out: Uint8Array[] = [];
     for (let i = 0; i < count; i++) {
       const end = i === count - 1 ? buf.length : (i + 1) * stride;
@@ -217,7 +268,7 @@ export class FileStorage implements TerminalStorage {
     return out;
   }
   async flush(orderId: string) {
-    await (await this.contentFile(orderId, false))?.datasync();
+    await this.withContent(orderId, false, (fd) => fsCall((cb) => fdatasync(fd, cb)));
   }
   async licence(orderId: string) {
     return readJson<SignedEnvelope>(join(this.rentalDir(orderId), 'licence.json'));
@@ -231,7 +282,8 @@ export class FileStorage implements TerminalStorage {
     const meta = await readJson<{ envelope: SignedEnvelope; played: boolean }>(join(dir, 'preroll.json'));
     if (!meta) return undefined;
     try {
-      return { ...meta, creative: new Uint8Array(await readFile(join(dir, 'preroll.bin'))) };
+      const creative = await fsCall<Buffer>((cb) => readFile(join(dir, 'preroll.bin'), cb));
+      return { ...meta, creative: new Uint8Array(creative) };
     } catch {
       return undefined;
     }
@@ -244,7 +296,7 @@ export class FileStorage implements TerminalStorage {
   }
   async wipe(orderId: string) {
     const dir = this.rentalDir(orderId);
-    await this.closeContent(orderId);
+    await this.release(orderId);
     await rm(join(dir, 'licence.json'), { force: true });
     await rm(join(dir, 'preroll.json'), { force: true });
     await rm(join(dir, 'preroll.bin'), { force: true });
