@@ -54,6 +54,7 @@ export class DeliveryQueue {
     });
     // Another instance (or this one) queued jobs: look, in case they are for a terminal held here.
     cluster.on('jobs', () => this.poke());
+    orders.runTaken = (jobs, nextAt) => this.runTaken(jobs, nextAt);
     hub.handle('licence.ack', async (conn, m) => {
       const o = await repo.orderById(m.orderId);
       if (!o || o.terminalId !== conn.terminalId)
@@ -82,6 +83,7 @@ export class DeliveryQueue {
     this.closed = true;
     clearTimeout(this.timer);
     await this.ticking;
+    await Promise.allSettled(this.running);
   }
 
   /** Look at the queue now (coalesces bursts of pokes into one pass). */
@@ -149,18 +151,53 @@ export class DeliveryQueue {
     let taken = 0;
     const worker = async () => {
       for (let jobs = groups[taken++]; jobs; jobs = groups[taken++])
-        for (const job of jobs) {
-          try {
-            await this.run(job, now);
-          } catch (err) {
-            log('error', 'job-failed', { orderId: job.orderId, kind: job.kind, error: String(err) });
-            await this.repo.setJobState(job.orderId, job.kind, 'pending').catch(() => undefined);
-          }
-        }
+        for (const job of jobs) await this.runOrRelease(job, now);
     };
     await Promise.all(Array.from({ length: Math.min(JOBS_IN_PARALLEL, groups.length) }, worker));
     const next = Math.min(now + MAX_SLEEP_MS, (await this.repo.nextJobAt(now)) ?? Number.POSITIVE_INFINITY);
-    if (!this.closed) this.timer = setTimeout(() => this.poke(), Math.max(10, next - Date.now()));
+    this.timerAt = Number.POSITIVE_INFINITY;
+    this.lookBy(next);
+  }
+
+  /** When the timer will look at the queue next. */
+  private timerAt = Number.POSITIVE_INFINITY;
+  /** Make sure the queue is looked at by `at` (a job stored meanwhile is due then). */
+  private lookBy(at: number): void {
+    if (this.closed || at >= this.timerAt) return;
+    clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(
+      () => {
+        this.timerAt = Number.POSITIVE_INFINITY;
+        this.poke();
+      },
+      Math.max(10, at - Date.now()),
+    );
+  }
+
+  /**
+   * Jobs this instance took as they were stored (a new order's jobs, due now, for a terminal held
+   * here; see Orders): they run at once, without a look at the queue to find and claim them. The
+   * order's other jobs are looked at by `nextAt`.
+   */
+  runTaken(jobs: JobRow[], nextAt: number): void {
+    if (this.closed) return;
+    const running = (async () => {
+      for (const job of jobs) await this.runOrRelease(job, Date.now());
+    })();
+    this.running.add(running);
+    void running.finally(() => this.running.delete(running));
+    this.lookBy(nextAt);
+  }
+  private readonly running = new Set<Promise<void>>();
+
+  private async runOrRelease(job: JobRow, now: number): Promise<void> {
+    try {
+      await this.run(job, now);
+    } catch (err) {
+      log('error', 'job-failed', { orderId: job.orderId, kind: job.kind, error: String(err) });
+      await this.repo.setJobState(job.orderId, job.kind, 'pending').catch(() => undefined);
+    }
   }
 
   private async run(job: JobRow, now: number): Promise<void> {

@@ -87,18 +87,29 @@ export class Orders {
         periodSeconds: m.periodSeconds,
         terminalKind: terminal.kind,
       });
-      await repo.createOrder(
-        order,
-        [job('content', times.contentAt), job('key', times.keyAt), job('expire', times.notAfter)],
-        classification,
+      // Jobs due now for a terminal held here are stored already taken by this instance and run at
+      // once: looking them up again in the queue cost a query, a claim and a commit per order.
+      const here =
+        this.runTaken !== undefined && hub.role !== 'content' && hub.terminal(terminal.id) !== undefined;
+      const jobs = [
+        job('content', times.contentAt),
+        job('key', times.keyAt),
+        job('expire', times.notAfter),
+      ].map((j) =>
+        here && j.kind !== 'expire' && j.runAt <= now ? { ...j, claimedBy: cluster.instanceId } : j,
       );
+      await repo.createOrder(order, jobs, classification);
       log('info', 'order-placed', {
         orderId: order.id,
         itemNumber: item.itemNumber,
         terminalId: terminal.id,
       });
-      // Its jobs are in the table: whichever instance holds the terminal looks now.
-      this.cluster.publish('jobs', '');
+      const taken = jobs.filter((j) => j.claimedBy);
+      const waiting = jobs.filter((j) => !j.claimedBy);
+      if (taken.length > 0) this.runTaken?.(taken, Math.min(...waiting.map((j) => j.runAt)));
+      // Jobs for later, or for a terminal held elsewhere: whichever instance holds it looks now. (The
+      // expiry is this instance's to time, and any instance's to run.)
+      if (waiting.some((j) => j.kind !== 'expire')) this.cluster.publish('jobs', '');
       return { order: this.view({ ...order, title: item.title, terminalName: terminal.name }) };
     });
 
@@ -143,6 +154,8 @@ export class Orders {
     this.toPush.add(orderId);
   }
   private readonly toPush = new Set<string>();
+  /** Runs the jobs an order's placement took (set by the delivery queue). */
+  runTaken: ((jobs: JobRow[], nextAt: number) => void) | undefined;
 
   private async pushHere(orderId: string): Promise<void> {
     const o = await this.repo.namedOrder(orderId);

@@ -35,10 +35,12 @@ import {
   INSERT_CUSTOMER,
   INSERT_IMPRESSION,
   INSERT_INSTANCE,
+  INSERT_JOB,
   INSERT_ORDER,
   impressionOf,
   impressionParams,
   jobOf,
+  jobParams,
   NAMED_ORDER_SELECT,
   namedOrderOf,
   orderOf,
@@ -275,12 +277,7 @@ export class PgRepository implements Repository {
   async createOrder(o: OrderRow, jobs: JobRow[], c: Classification) {
     await this.tx(async (client) => {
       await this.run(INSERT_ORDER, orderParams(o), client);
-      for (const j of jobs)
-        await this.run(
-          'INSERT INTO jobs (order_id, kind, run_at, terminal_id) VALUES (?,?,?,?)',
-          [j.orderId, j.kind, j.runAt, j.terminalId],
-          client,
-        );
+      for (const j of jobs) await this.run(INSERT_JOB, jobParams(j), client);
       await this.run(INSERT_CLASSIFICATION, classificationParams(o, c), client);
     });
   }

@@ -119,6 +119,8 @@ export interface JobRow {
   kind: JobKind;
   runAt: number;
   terminalId: string;
+  /** At insert: the job is already taken by this instance (it runs it at once; see Orders). */
+  claimedBy?: string;
 }
 
 export interface Repository {

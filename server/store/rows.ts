@@ -119,6 +119,16 @@ export const DUE_JOBS_WHERE = `j.state = 'pending' AND j.run_at <= ? AND (
       WHERE p.terminal_id = j.terminal_id AND i.beat_at > ? AND p.instance_id <> ?))`;
 
 // Statements both engines run as they are.
+export const INSERT_JOB =
+  'INSERT INTO jobs (order_id, kind, run_at, terminal_id, state, claimed_by) VALUES (?,?,?,?,?,?)';
+export const jobParams = (j: JobRow) => [
+  j.orderId,
+  j.kind,
+  j.runAt,
+  j.terminalId,
+  j.claimedBy ? 'claimed' : 'pending',
+  j.claimedBy ?? null,
+];
 export const INSERT_CUSTOMER =
   'INSERT INTO customers (id, email, name, password_hash, created_at, age_band, region, role) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(email) DO NOTHING';
 export const UPSERT_TERMINAL = `INSERT INTO terminals (id, sign_public_key, kind, name, created_at) VALUES (?,?,?,?,?)

@@ -34,10 +34,12 @@ import {
   INSERT_CUSTOMER,
   INSERT_IMPRESSION,
   INSERT_INSTANCE,
+  INSERT_JOB,
   INSERT_ORDER,
   impressionOf,
   impressionParams,
   jobOf,
+  jobParams,
   NAMED_ORDER_SELECT,
   namedOrderOf,
   orderOf,
@@ -449,15 +451,7 @@ export class SqliteRepository implements Repository {
 
   private insertOrder(o: OrderRow, jobs: JobRow[]) {
     this.write(INSERT_ORDER, ...orderParams(o));
-    for (const j of jobs) {
-      this.write(
-        'INSERT INTO jobs (order_id, kind, run_at, terminal_id) VALUES (?,?,?,?)',
-        j.orderId,
-        j.kind,
-        j.runAt,
-        j.terminalId,
-      );
-    }
+    for (const j of jobs) this.write(INSERT_JOB, ...jobParams(j));
   }
   /**
    * Orders as stored, kept as they are written: the queue, the acknowledgements and the customer's
