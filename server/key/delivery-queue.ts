@@ -14,6 +14,7 @@ import type { ContentDispatcher, DeliveryStatus, PrerollAttachment } from '../co
 import { log } from '../log.ts';
 import { nativeIssueLicence, nativeSecretboxOpen } from '../native-sodium.ts';
 import type { ServerIdentity } from '../server-identity.ts';
+import { BoundedCache } from '../store/bounded-cache.ts';
 import type { JobRow, OrderRow, Repository } from '../store/repository.ts';
 import type { Orders } from './orders.ts';
 
@@ -191,6 +192,17 @@ export class DeliveryQueue {
   }
   private readonly running = new Set<Promise<void>>();
 
+  /** A terminal's public key never changes, and every licence needs one: read once per terminal. */
+  private readonly terminalKeys = new BoundedCache<string, Uint8Array>(10_000);
+  private async terminalKey(terminalId: string): Promise<Uint8Array | undefined> {
+    let key = this.terminalKeys.get(terminalId);
+    if (!key) {
+      key = (await this.repo.terminalById(terminalId))?.signPublicKey;
+      if (key) this.terminalKeys.set(terminalId, key);
+    }
+    return key;
+  }
+
   private async runOrRelease(job: JobRow, now: number): Promise<void> {
     try {
       await this.run(job, now);
@@ -254,8 +266,8 @@ export class DeliveryQueue {
     }
     let licence = await this.repo.licenceOf(o.id);
     if (!licence) {
-      const terminal = await this.repo.terminalById(o.terminalId);
-      if (!terminal) return;
+      const signPublicKey = await this.terminalKey(o.terminalId);
+      if (!signPublicKey) return;
       licence = nativeIssueLicence(
         this.identity.signSecretKey,
         {
@@ -269,7 +281,7 @@ export class DeliveryQueue {
           totalChunks: o.totalChunks,
         },
         contentKey,
-        terminal.signPublicKey,
+        signPublicKey,
       );
       await this.repo.saveLicence(o.id, licence, now);
       licence = (await this.repo.licenceOf(o.id)) ?? licence;

@@ -380,9 +380,11 @@ export class SqliteRepository implements Repository {
 
   async upsertCatalogItem(c: CatalogRow) {
     this.names.delete(`c:${c.itemNumber}`);
+    this.catalogItems.delete(c.itemNumber);
     this.run(UPSERT_CATALOG, ...catalogParams(c));
   }
   async setCatalogPreroll(itemNumber: number, on: boolean) {
+    this.catalogItems.delete(itemNumber);
     return (
       this.run('UPDATE catalog SET preroll = ? WHERE item_number = ?', on ? 1 : 0, itemNumber).changes > 0
     );
@@ -393,9 +395,16 @@ export class SqliteRepository implements Repository {
   async catalog() {
     return this.all('SELECT * FROM catalog ORDER BY item_number').map(catalogOf);
   }
+  /** Catalog items, read for every order; the CLI may change one meanwhile, so kept for 2 s. */
+  private readonly catalogItems = new BoundedCache<number, CatalogRow>(1_000, 2_000);
   async catalogItem(itemNumber: number) {
+    const cached = this.catalogItems.get(itemNumber);
+    if (cached) return { ...cached };
     const r = this.get('SELECT * FROM catalog WHERE item_number = ?', itemNumber);
-    return r && catalogOf(r);
+    if (!r) return undefined;
+    const item = catalogOf(r);
+    this.catalogItems.set(itemNumber, item);
+    return { ...item };
   }
 
   async createOrder(o: OrderRow, jobs: JobRow[], c: Classification) {
