@@ -383,6 +383,31 @@ async function main(): Promise<number> {
         .map((e) => (e.at as number) - (sentAt.get(e.orderId as string) as number))
         .sort((a, b) => a - b);
       if (process.env.BENCH_DEBUG) {
+        // Where the time goes, from the server's log: placed (stored and flushed), licence sent.
+        const at = new Map<string, Record<string, number>>();
+        for (const line of server.output().split('\n')) {
+          const m = /"t":"([^"]+)".*"event":"(order-placed|licence-sent)".*"orderId":"([^"]+)"/.exec(line);
+          if (!m) continue;
+          const e = at.get(m[3] as string) ?? {};
+          e[m[2] as string] = Date.parse(m[1] as string);
+          at.set(m[3] as string, e);
+        }
+        const seg = { placed: [] as number[], issued: [] as number[], received: [] as number[] };
+        for (const e of lic) {
+          const id = e.orderId as string;
+          const s0 = sentAt.get(id) as number;
+          const x = at.get(id);
+          if (!x?.['order-placed'] || !x['licence-sent']) continue;
+          seg.placed.push(x['order-placed'] - s0);
+          seg.issued.push(x['licence-sent'] - x['order-placed']);
+          seg.received.push((e.at as number) - x['licence-sent']);
+        }
+        for (const [k, v] of Object.entries(seg)) {
+          v.sort((a, b) => a - b);
+          console.log(
+            `segment ${k}: n ${v.length} p50 ${percentile(v, 50)} p90 ${percentile(v, 90)} p99 ${percentile(v, 99)} max ${v[v.length - 1]}`,
+          );
+        }
         // Latency by the second the order was placed in: shows whether the tail is a start-up queue or stalls.
         const bySecond = new Map<number, number[]>();
         for (const e of lic) {

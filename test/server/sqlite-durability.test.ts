@@ -1,13 +1,14 @@
 /**
  * How the SQLite store makes writes durable: orders and licences are acknowledged only after the
  * write-ahead log holding their commit is flushed (a flush shared by everything committed while
- * the previous one ran), and re-derivable writes commit by the next turn or before any other write.
+ * the previous one ran), and re-derivable writes commit when the commit window ends, or before any
+ * other write.
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { afterEach, test } from 'node:test';
 import Database from 'better-sqlite3';
-import { SqliteRepository } from '../../server/store/sqlite.ts';
+import { COMMIT_WINDOW_MS, SqliteRepository } from '../../server/store/sqlite.ts';
 import { cleanup, tempDir } from '../harness.ts';
 import { CLASSIFIED, order, seed } from './repository-contract.ts';
 
@@ -20,7 +21,7 @@ function heldFlushes() {
     pending,
     syncFile: (_fd: number, done: (err: Error | null) => void) => void pending.push(done),
     async next(): Promise<(err: Error | null) => void> {
-      for (let i = 0; i < 1000 && pending.length === 0; i++) await new Promise((r) => setImmediate(r));
+      for (let i = 0; i < 1000 && pending.length === 0; i++) await new Promise((r) => setTimeout(r, 1));
       const done = pending.shift();
       assert.ok(done, 'a flush was asked for');
       return done;
@@ -29,6 +30,8 @@ function heldFlushes() {
 }
 
 const turn = () => new Promise((r) => setImmediate(r));
+/** Past the end of the commit window that began with the last write. */
+const windowEnds = () => new Promise((r) => setTimeout(r, COMMIT_WINDOW_MS + 2));
 
 test('orders are acknowledged only after the flush of their commit; one turn shares one flush', async () => {
   const file = join(tempDir(), 'rental.sqlite');
@@ -91,7 +94,7 @@ test('a failed flush fails the writes it carried; the store keeps working', asyn
   }
 });
 
-test('progress and job states commit by the next turn, before a durable batch, and before any other write', async () => {
+test('progress and job states commit when the window ends, with a durable batch, and before any other write', async () => {
   const file = join(tempDir(), 'rental.sqlite');
   const repo = new SqliteRepository(file);
   const { customerId, terminalId } = await seed(repo);
@@ -106,11 +109,11 @@ test('progress and job states commit by the next turn, before a durable batch, a
     await repo.createOrder(a.o, a.jobs, CLASSIFIED);
     await repo.setContentProgress(a.o.id, 'delivering', 3);
     assert.equal((await repo.orderById(a.o.id))?.chunksDelivered, 3, 'this connection reads it at once');
-    await turn();
+    await windowEnds();
     assert.deepEqual(
       seen(a.o.id),
       { content_state: 'delivering', chunks_delivered: 3 },
-      'committed by the next turn',
+      'committed when the window ends',
     );
 
     // A durable batch commits the pending ones first.
