@@ -98,18 +98,26 @@ export class Orders {
       ].map((j) =>
         here && j.kind !== 'expire' && j.runAt <= now ? { ...j, claimedBy: cluster.instanceId } : j,
       );
-      await repo.createOrder(order, jobs, classification);
+      const taken = jobs.filter((j) => j.claimedBy);
+      const nextAt = Math.min(...jobs.filter((j) => !j.claimedBy).map((j) => j.runAt));
+      // Where the order can be read back before it is durable, its key job starts now: the licence
+      // then shares the order's commit and flush, and is sent only once that flush is done (which
+      // makes the order durable too); a failed order fails its licence with it. Content goes only
+      // to an order that is stored.
+      const early = repo.readsOwnWritesEarly ? taken.filter((j) => j.kind === 'key') : [];
+      const later = taken.filter((j) => !early.includes(j));
+      const stored = repo.createOrder(order, jobs, classification);
+      if (early.length > 0) this.runTaken?.(early, nextAt);
+      await stored;
+      if (later.length > 0) this.runTaken?.(later, nextAt);
       log('info', 'order-placed', {
         orderId: order.id,
         itemNumber: item.itemNumber,
         terminalId: terminal.id,
       });
-      const taken = jobs.filter((j) => j.claimedBy);
-      const waiting = jobs.filter((j) => !j.claimedBy);
-      if (taken.length > 0) this.runTaken?.(taken, Math.min(...waiting.map((j) => j.runAt)));
       // Jobs for later, or for a terminal held elsewhere: whichever instance holds it looks now. (The
       // expiry is this instance's to time, and any instance's to run.)
-      if (waiting.some((j) => j.kind !== 'expire')) this.cluster.publish('jobs', '');
+      if (jobs.some((j) => !j.claimedBy && j.kind !== 'expire')) this.cluster.publish('jobs', '');
       return { order: this.view({ ...order, title: item.title, terminalName: terminal.name }) };
     });
 

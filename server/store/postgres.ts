@@ -91,6 +91,7 @@ type Queryable = pg.Pool | pg.PoolClient;
 
 export class PgRepository implements Repository {
   readonly shared = true;
+  readonly readsOwnWritesEarly = false;
 
   private constructor(private readonly pool: pg.Pool) {}
 

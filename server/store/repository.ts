@@ -127,6 +127,13 @@ export interface Repository {
   close(): Promise<void>;
   /** True when other server instances may share this store (PostgreSQL); SQLite is one instance's. */
   readonly shared: boolean;
+  /**
+   * True when this instance reads a write back as soon as it is made, before it is durable, and a
+   * failed write takes everything made after it in its commit down with it (SQLite: one connection,
+   * one transaction per commit window). A new order's jobs may then start at once, so its licence
+   * shares the order's commit and flush.
+   */
+  readonly readsOwnWritesEarly: boolean;
 
   /** This instance is alive (on start, then every INSTANCE_BEAT_MS). */
   beat(instanceId: string, role: string, now: number): Promise<void>;

@@ -66,6 +66,7 @@ export const COMMIT_WINDOW_MS = 3;
 export class SqliteRepository implements Repository {
   private readonly db: Database.Database;
   readonly shared = false;
+  readonly readsOwnWritesEarly = true;
 
   /**
    * @param syncFile how the write-ahead log is flushed to disk (fs.fdatasync; tests hold it to see
