@@ -12,7 +12,7 @@ import type { ContentState } from '../../shared/protocol.ts';
 import type { Conn, ConnectionHub } from '../connection-hub.ts';
 import { log } from '../log.ts';
 import type { Repository } from '../store/repository.ts';
-import { encryptChunkFrame } from './chunk-cipher.ts';
+import { chunkFrameBytes, encryptChunkFrame, FramePool } from './chunk-cipher.ts';
 import type { MediaStore } from './media-store.ts';
 
 /** What the key server tells the content store (claim 21: item number and terminal address). */
@@ -61,6 +61,8 @@ const ACCEPT_TIMEOUT_MS = 30_000;
 const READ_AHEAD_CHUNKS = 8;
 /** Blocks read ahead of the one being sent: the file system's latency hides behind the CPU's work. */
 const READ_AHEAD_BLOCKS = 4;
+/** Idle chunk frames kept for reuse across deliveries (8 MiB). */
+const IDLE_FRAMES = 128;
 /** A terminal that stays connected but stops reporting progress this long is treated as gone. */
 const STALL_TIMEOUT_MS = 60_000;
 const REPORT_EVERY_MS = 200;
@@ -85,6 +87,7 @@ export class ContentDelivery implements ContentDispatcher {
   private readonly turns = new SendTurns();
   private readonly pending = new Map<string, DeliveryInstruction>();
   private readonly sessions = new Map<string, Session>();
+  private readonly frames = new FramePool(chunkFrameBytes(LIMITS.chunkSize), IDLE_FRAMES);
 
   constructor(
     private readonly hub: ConnectionHub,
@@ -270,11 +273,15 @@ export class ContentDelivery implements ContentDispatcher {
             for (; i < end && !s.cancelled; i++) {
               const at = (i - blockStart) * chunkSize;
               const plain = plainBlock.subarray(at, at + plainChunkLength(item.size, chunkSize, i));
-              const frame = encryptChunkFrame(instr.contentKey, plain, instr.orderId, i, total);
+              const frame = encryptChunkFrame(instr.contentKey, plain, instr.orderId, i, total, this.frames);
               lastSend = s.conn.sendBinary(frame);
               // Only the latest send is awaited; an earlier one failing means the connection closed,
-              // which the close handler deals with. Do not leave its rejection unhandled.
-              lastSend.catch(() => undefined);
+              // which the close handler deals with. Do not leave its rejection unhandled. Once the
+              // socket has taken the frame, its buffer serves a later chunk.
+              lastSend.then(
+                () => this.frames.give(frame as Buffer),
+                () => undefined,
+              );
               sent += frame.length;
             }
           });

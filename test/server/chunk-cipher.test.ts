@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
-import { encryptChunkFrame, usingNativeCrypto } from '../../server/content/chunk-cipher.ts';
+import { encryptChunkFrame, FramePool, usingNativeCrypto } from '../../server/content/chunk-cipher.ts';
 import { cryptoReady, decryptChunk, encryptChunk, newContentKey } from '../../shared/crypto.ts';
 import { decodeChunkFrame } from '../../shared/protocol.ts';
 
@@ -32,4 +32,17 @@ test('both implementations produce the same layout: same length, same header pos
   const nat = decodeChunkFrame(encryptChunkFrame(key, plain, orderId, 0, 1));
   assert.equal(nat?.cipher.length, wasm.length);
   assert.deepEqual(decryptChunk(key, wasm, orderId, 0, 1), plain);
+});
+
+test('the frame pool hands out only full-size frames it got back, and keeps a bounded number', () => {
+  const pool = new FramePool(100, 2);
+  const a = pool.take(100);
+  const short = pool.take(40);
+  assert.equal(short.length, 40, 'a last, shorter chunk gets a buffer of its own');
+  pool.give(short);
+  assert.equal(pool.idle, 0, 'and it is not kept');
+  pool.give(a);
+  assert.equal(pool.take(100), a, 'a returned frame is used again');
+  for (const f of [pool.take(100), pool.take(100), pool.take(100)]) pool.give(f);
+  assert.equal(pool.idle, 2, 'at most max idle frames');
 });
