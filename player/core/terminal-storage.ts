@@ -52,8 +52,9 @@ export interface TerminalStorage {
   rentals(): Promise<StoredRental[]>;
   rental(orderId: string): Promise<StoredRental | undefined>;
   /**
-   * Record a rental. `durable: false` when nothing depends on the record surviving a power cut yet
-   * (a new offer, nothing stored: the server offers it again), so storage may skip its sync.
+   * Record a rental. `durable: false` when nothing depends on the record surviving a power cut or a
+   * crash yet (a new offer, nothing stored: the server offers it again), so storage may skip its
+   * sync or keep it in memory until a durable record replaces it; it must still read it back.
    */
   putRental(rental: StoredRental, opts?: { durable?: boolean }): Promise<void>;
   /** Store chunk `index` (ciphertext). Must be readable after a crash once putRental recorded it. */

@@ -85,6 +85,7 @@ async function readJson<T>(file: string): Promise<T | undefined> {
 }
 
 const MAX_OPEN_FILES = 32;
+const MAX_UNSYNCED = 256;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export class FileStorage implements TerminalStorage {
@@ -135,7 +136,9 @@ export class FileStorage implements TerminalStorage {
 
   async rentals() {
     const out: StoredRental[] = [];
-    for (const name of await readdir(join(this.dir, 'rentals'))) {
+    const names = new Set(await readdir(join(this.dir, 'rentals')));
+    for (const id of this.unsynced.keys()) names.add(id);
+    for (const name of names) {
       if (!UUID.test(name)) continue;
       const r = await this.rental(name);
       if (r) out.push(r);
@@ -143,11 +146,24 @@ export class FileStorage implements TerminalStorage {
     return out;
   }
   async rental(orderId: string) {
+    const held = this.unsynced.get(orderId);
+    if (held) return { ...held };
     return readJson<StoredRental>(join(this.rentalDir(orderId), 'rental.json'));
   }
+  /**
+   * Records that need not survive a power cut (a new offer, nothing stored yet) are held here until
+   * a synced record replaces them: writing them cost a terminal five file calls per rental, and if
+   * the process dies first, the server offers again. Bounded; beyond it they are written.
+   */
+  private readonly unsynced = new Map<string, StoredRental>();
   async putRental(r: StoredRental, opts: { durable?: boolean } = {}) {
+    if (opts.durable === false && (this.unsynced.has(r.orderId) || this.unsynced.size < MAX_UNSYNCED)) {
+      this.unsynced.set(r.orderId, { ...r });
+      return;
+    }
     const dir = await this.ensureRentalDir(r.orderId);
     await writeAtomic(join(dir, 'rental.json'), JSON.stringify(r), opts.durable ?? true);
+    this.unsynced.delete(r.orderId);
   }
   /**
    * Open content files, kept across chunks (opening per chunk cost more than the write). A file is
@@ -164,7 +180,10 @@ export class FileStorage implements TerminalStorage {
   ): Promise<T | undefined> {
     let h = this.handles.get(orderId);
     if (!h) {
-      const file = join(this.rentalDir(orderId), 'content.enc');
+      const file = join(
+        create ? await this.ensureRentalDir(orderId) : this.rentalDir(orderId),
+        'content.enc',
+      );
       if (!create && !existsSync(file)) return undefined;
       // Read and write, made if missing, never truncated: one call whether or not it exists.
       const fd = await fsCall<number>((cb) => open(file, constants.O_RDWR | constants.O_CREAT, 0o600, cb));
