@@ -17,7 +17,6 @@ export function rssMb(pid: number): number {
   return m ? Number(m[1]) / 1024 : Number.NaN;
 }
 
-/** CPU seconds (user + system, all threads) a process has used so far (Linux). */
 /**
  * User plus system CPU of a process, all its threads; with `mainThread`, of its main thread alone
  * (the event loop, whose busy share decides how long messages wait).
@@ -27,6 +26,22 @@ export function cpuSeconds(pid: number, mainThread = false): number {
   const stat = readFileSync(mainThread ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100; // clock ticks; 100 per second on Linux
+}
+
+/** CPU milliseconds per unit of work since this call: `cpuMeter(pid)(units)`. */
+export function cpuMeter(pid: number, mainThread = false): (units: number) => number {
+  const start = cpuSeconds(pid, mainThread);
+  return (units) => ((cpuSeconds(pid, mainThread) - start) * 1000) / units;
+}
+
+/** The median of some runs, and how the table shows them ("median of a, b, c" when more than one). */
+export function median(runs: number[]): { value: number; shown: string } {
+  const value = percentile(
+    [...runs].sort((a, b) => a - b),
+    50,
+  );
+  const shown = runs.length > 1 ? ` (median of ${runs.map((r) => r.toFixed(0)).join(', ')})` : '';
+  return { value, shown };
 }
 
 export function percentile(sorted: number[], p: number): number {

@@ -11,7 +11,18 @@ import sodiumNative from 'sodium-native';
 import { parseCli, runCli } from '../server/cli-args.ts';
 import { cryptoReady } from '../shared/crypto.ts';
 import { rentNow } from '../test/harness.ts';
-import { addTitle, cpuSeconds, Farm, linkFarm, MiB, percentile, rssMb, startServer } from './bench-kit.ts';
+import {
+  addTitle,
+  cpuMeter,
+  Farm,
+  type FarmEvent,
+  linkFarm,
+  MiB,
+  median,
+  percentile,
+  rssMb,
+  startServer,
+} from './bench-kit.ts';
 
 const { values } = parseCli(process.argv.slice(2), { quick: { type: 'boolean' }, only: { type: 'string' } });
 const quick = Boolean(values.quick);
@@ -99,7 +110,6 @@ function rawWasm(bytes: number) {
   return { push, pull };
 }
 
-/** SIGTERM first, so a server run with --cpu-prof writes its profile; SIGKILL if it hangs. */
 /**
  * Before each measure: the previous measures' folders go (a terminal's stored titles, gigabytes),
  * and what is left for the disk is written out, so none of it lands in the next measure's time.
@@ -110,6 +120,7 @@ function quiet() {
   spawnSync('sync');
 }
 
+/** SIGTERM first, so a server run with --cpu-prof writes its profile; SIGKILL if it hangs. */
 async function stopGracefully(server: Awaited<ReturnType<typeof startServer>>) {
   const killer = setTimeout(() => void server.kill('SIGKILL'), 5000);
   await server.kill('SIGTERM');
@@ -156,8 +167,8 @@ async function main(): Promise<number> {
       // Three orders one after another (one in --quick); the median, as this machine is noisy.
       const rates: number[] = [];
       let orderId = '';
-      const serverCpu0 = cpuSeconds(server.child.pid as number);
-      const farmCpu0 = cpuSeconds(farm.child.pid as number);
+      const serverCpu = cpuMeter(server.child.pid as number);
+      const farmCpu = cpuMeter(farm.child.pid as number);
       for (let run = 0; run < S.deliveryRuns; run++) {
         if (orderId) {
           // The previous run's copy goes first. Kept, the copies piled up (1.5 GiB of new page
@@ -175,17 +186,14 @@ async function main(): Promise<number> {
       }
       clearInterval(sampler);
       const mib = (S.delivery * S.deliveryRuns) / MiB;
-      const serverCpuMs = ((cpuSeconds(server.child.pid as number) - serverCpu0) * 1000) / mib;
-      const farmCpuMs = ((cpuSeconds(farm.child.pid as number) - farmCpu0) * 1000) / mib;
-      const mbs = percentile(
-        [...rates].sort((a, b) => a - b),
-        50,
-      );
+      const serverCpuMs = serverCpu(mib);
+      const farmCpuMs = farmCpu(mib);
+      const { value: mbs, shown: mbsRuns } = median(rates);
       results.delivery_mb_s = mbs;
       results.delivery_vs_raw_native = mbs / native.push;
       row(
         `delivery, 1 order of ${S.delivery / MiB} MiB (encrypt + push + store)`,
-        `${mbs.toFixed(0)} MB/s${rates.length > 1 ? ` (median of ${rates.map((r) => r.toFixed(0)).join(', ')})` : ''}`,
+        `${mbs.toFixed(0)} MB/s${mbsRuns}`,
         `${native.push.toFixed(0)} MB/s native`,
         (mbs / native.push).toFixed(2),
       );
@@ -206,15 +214,12 @@ async function main(): Promise<number> {
         const dec = (await farm.waitFor((e) => e.t === 'decrypted', run + 1))[run];
         decRates.push((dec?.bytes as number) / MiB / ((dec?.ms as number) / 1000));
       }
-      const dmbs = percentile(
-        [...decRates].sort((a, b) => a - b),
-        50,
-      );
+      const { value: dmbs, shown: dmbsRuns } = median(decRates);
       results.player_decrypt_mb_s = dmbs;
       results.player_decrypt_vs_raw_wasm = dmbs / wasm.pull;
       row(
         'player core decrypt (libsodium-wrappers, from storage)',
-        `${dmbs.toFixed(0)} MB/s${decRates.length > 1 ? ` (median of ${decRates.map((r) => r.toFixed(0)).join(', ')})` : ''}`,
+        `${dmbs.toFixed(0)} MB/s${dmbsRuns}`,
         `${wasm.pull.toFixed(0)} MB/s wasm`,
         (dmbs / wasm.pull).toFixed(2),
       );
@@ -271,15 +276,15 @@ async function main(): Promise<number> {
     const farm = new Farm(server.wsUrl, n, farmDir('par-terms'));
     try {
       const { terminals } = await linkFarm(server, farm, n);
-      const serverCpu0 = cpuSeconds(server.child.pid as number);
-      const farmCpu0 = cpuSeconds(farm.child.pid as number);
+      const serverCpu = cpuMeter(server.child.pid as number);
+      const farmCpu = cpuMeter(farm.child.pid as number);
       const start = Date.now();
       const orders = await Promise.all(terminals.map((t) => rentNow(t.client, t.terminalId, 903, 3600)));
       const ids = new Set(orders.map((o) => o.orderId));
       const stored = await farm.waitFor((e) => e.t === 'stored' && ids.has(e.orderId as string), n);
       const mib = (n * S.parallelEach) / MiB;
-      const serverCpuMs = ((cpuSeconds(server.child.pid as number) - serverCpu0) * 1000) / mib;
-      const farmCpuMs = ((cpuSeconds(farm.child.pid as number) - farmCpu0) * 1000) / mib;
+      const serverCpuMs = serverCpu(mib);
+      const farmCpuMs = farmCpu(mib);
       const times = stored.map((e) => ((e.at as number) - start) / 1000).sort((a, b) => a - b);
       if (process.env.BENCH_DEBUG) console.log('TIMES', times.map((t) => t.toFixed(2)).join(' '));
       const total = (times[times.length - 1] as number) || 1;
@@ -355,21 +360,22 @@ async function main(): Promise<number> {
       };
       // Warm-up, not counted: the first seconds of a fresh process pay for compiling the code paths,
       // growing the WAL file and the terminals' first folders. Its p99 is reported beside.
+      /** Order placed → licence stored, sorted. */
+      const latencies = (lic: FarmEvent[]) =>
+        lic.map((e) => (e.at as number) - (sentAt.get(e.orderId as string) as number)).sort((a, b) => a - b);
       const warm = await paced(0, Math.min(total, 2 * rate));
-      const warmLat = warm.lic
-        .map((e) => (e.at as number) - (sentAt.get(e.orderId as string) as number))
-        .sort((a, b) => a - b);
+      const warmLat = latencies(warm.lic);
       results[`order_to_licence_warmup_p99_ms_at_${rate}`] = percentile(warmLat, 99);
-      const serverCpuPaced = cpuSeconds(server.child.pid as number);
-      const serverLoopPaced = cpuSeconds(server.child.pid as number, true);
-      const farmCpuPaced = cpuSeconds(farm.child.pid as number);
+      const serverCpuPaced = cpuMeter(server.child.pid as number);
+      const serverLoopPaced = cpuMeter(server.child.pid as number, true);
+      const farmCpuPaced = cpuMeter(farm.child.pid as number);
       const clientCpuPaced = process.cpuUsage();
       const { start, lic } = await paced(warm.lic.length, total);
       // Orders one at a time share less work (commits, flushes, queue passes) than a burst does.
       const pacedCpu = {
-        server: ((cpuSeconds(server.child.pid as number) - serverCpuPaced) * 1000) / total,
-        serverLoop: ((cpuSeconds(server.child.pid as number, true) - serverLoopPaced) * 1000) / total,
-        terminals: ((cpuSeconds(farm.child.pid as number) - farmCpuPaced) * 1000) / total,
+        server: serverCpuPaced(total),
+        serverLoop: serverLoopPaced(total),
+        terminals: farmCpuPaced(total),
         clients: (() => {
           const u = process.cpuUsage(clientCpuPaced);
           return (u.user + u.system) / 1000 / total;
@@ -379,9 +385,7 @@ async function main(): Promise<number> {
       results.paced_server_loop_cpu_ms_per_order = pacedCpu.serverLoop;
       results.paced_terminal_cpu_ms_per_order = pacedCpu.terminals;
       results.paced_client_cpu_ms_per_order = pacedCpu.clients;
-      const lat = lic
-        .map((e) => (e.at as number) - (sentAt.get(e.orderId as string) as number))
-        .sort((a, b) => a - b);
+      const lat = latencies(lic);
       if (process.env.BENCH_DEBUG) {
         // Where the time goes, from the server's log: placed (stored and flushed), licence sent.
         const at = new Map<string, Record<string, number>>();
@@ -434,9 +438,9 @@ async function main(): Promise<number> {
       // Max: as fast as the server takes them, 200 in flight.
       const burst = Number(process.env.BENCH_BURST ?? (quick ? 3000 : 15_000));
       const before = new Set(sentAt.keys());
-      const serverCpu0 = cpuSeconds(server.child.pid as number);
-      const serverLoop0 = cpuSeconds(server.child.pid as number, true);
-      const farmCpu0 = cpuSeconds(farm.child.pid as number);
+      const serverCpu = cpuMeter(server.child.pid as number);
+      const serverLoop = cpuMeter(server.child.pid as number, true);
+      const farmCpu = cpuMeter(farm.child.pid as number);
       const t1 = Date.now();
       let next = 0;
       await Promise.all(
@@ -455,9 +459,9 @@ async function main(): Promise<number> {
       results.max_orders_per_s = max;
       // CPU per order, a steadier figure than the rate on a noisy machine: what one order costs the
       // server, and what it costs the terminals (100 of them in one process here).
-      const serverMs = ((cpuSeconds(server.child.pid as number) - serverCpu0) * 1000) / burst;
-      const farmMs = ((cpuSeconds(farm.child.pid as number) - farmCpu0) * 1000) / burst;
-      const serverLoopMs = ((cpuSeconds(server.child.pid as number, true) - serverLoop0) * 1000) / burst;
+      const serverMs = serverCpu(burst);
+      const farmMs = farmCpu(burst);
+      const serverLoopMs = serverLoop(burst);
       results.server_cpu_ms_per_order = serverMs;
       results.server_loop_cpu_ms_per_order = serverLoopMs;
       results.terminal_cpu_ms_per_order = farmMs;

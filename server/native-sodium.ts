@@ -6,6 +6,7 @@
  */
 import { createRequire } from 'node:module';
 import {
+  boxPublicKeyOf,
   newContentKey,
   type SignedEnvelope,
   type SignPurpose,
@@ -13,9 +14,11 @@ import {
   secretboxSeal,
   signedBytes,
   signJson,
+  terminalIdFromPublicKey,
 } from '../shared/crypto.ts';
 import type { Licence, LicenceFields } from '../shared/licence.ts';
 import { issueLicence } from '../shared/licence.ts';
+import { BoundedCache } from './bounded-cache.ts';
 
 export interface SodiumNative {
   crypto_secretstream_xchacha20poly1305_STATEBYTES: number;
@@ -38,9 +41,6 @@ export interface SodiumNative {
   crypto_secretbox_easy(c: Buffer, m: Buffer, n: Buffer, k: Buffer): void;
   crypto_secretbox_open_easy(m: Buffer, c: Buffer, n: Buffer, k: Buffer): boolean;
   randombytes_buf(b: Buffer): void;
-  crypto_box_PUBLICKEYBYTES: number;
-  crypto_sign_ed25519_pk_to_curve25519(curvePk: Buffer, edPk: Buffer): void;
-  crypto_generichash(out: Buffer, input: Buffer, key?: Buffer | null): void;
   crypto_sign_verify_detached(sig: Uint8Array, m: Uint8Array, pk: Uint8Array): boolean;
   crypto_box_seal_open(m: Uint8Array, c: Uint8Array, pk: Uint8Array, sk: Uint8Array): boolean;
 }
@@ -100,21 +100,17 @@ export function nativeSignJson(purpose: SignPurpose, value: unknown, secretKey: 
 
 /**
  * A terminal's box key (converted from its signing key) and id, remembered: the conversion was 4 % of
- * a busy server, and a terminal receives many licences. Bounded; the oldest go first.
+ * a busy server, and a terminal receives many licences. Bounded; the least recently used go first.
  */
-const terminalKeyCache = new Map<string, { boxPk: Buffer; terminalId: string }>();
-const TERMINAL_KEY_CACHE = 10_000;
-function terminalKeys(sn: SodiumNative, signPublicKey: Uint8Array) {
+const terminalKeyCache = new BoundedCache<string, { boxPk: Buffer; terminalId: string }>(10_000);
+function terminalKeys(signPublicKey: Uint8Array) {
   const k = buf(signPublicKey).toString('base64');
   let keys = terminalKeyCache.get(k);
   if (!keys) {
-    const boxPk = Buffer.allocUnsafe(sn.crypto_box_PUBLICKEYBYTES);
-    sn.crypto_sign_ed25519_pk_to_curve25519(boxPk, buf(signPublicKey));
-    const id = Buffer.allocUnsafe(16);
-    sn.crypto_generichash(id, buf(signPublicKey));
-    keys = { boxPk, terminalId: id.toString('hex') };
-    if (terminalKeyCache.size >= TERMINAL_KEY_CACHE)
-      terminalKeyCache.delete(terminalKeyCache.keys().next().value as string);
+    keys = {
+      boxPk: buf(boxPublicKeyOf(signPublicKey)),
+      terminalId: terminalIdFromPublicKey(signPublicKey),
+    };
     terminalKeyCache.set(k, keys);
   }
   return keys;
@@ -129,7 +125,7 @@ export function nativeIssueLicence(
 ): SignedEnvelope {
   const sn = loadNative();
   if (!sn) return issueLicence(serverSecretKey, fields, contentKey, terminalSignPublicKey);
-  const { boxPk, terminalId } = terminalKeys(sn, terminalSignPublicKey);
+  const { boxPk, terminalId } = terminalKeys(terminalSignPublicKey);
   const sealed = Buffer.allocUnsafe(sn.crypto_box_SEALBYTES + contentKey.length);
   sn.crypto_box_seal(sealed, buf(contentKey), boxPk);
   const licence: Licence = {

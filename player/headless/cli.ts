@@ -3,7 +3,6 @@
  * delivery; `list` shows what is stored; `play` decrypts a rental (inside its window only) to a
  * file or stdout so any media player can play it.
  */
-
 import { createWriteStream } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';

@@ -26,8 +26,9 @@ export class FramePool {
     return (bytes === this.frameBytes && this.free.pop()) || Buffer.allocUnsafe(bytes);
   }
   /** Only once nothing reads `frame` any more (the socket's write of it has completed). */
-  give(frame: Buffer): void {
-    if (frame.length === this.frameBytes && this.free.length < this.max) this.free.push(frame);
+  give(frame: Uint8Array): void {
+    if (Buffer.isBuffer(frame) && frame.length === this.frameBytes && this.free.length < this.max)
+      this.free.push(frame);
   }
   get idle(): number {
     return this.free.length;

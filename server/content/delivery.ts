@@ -279,7 +279,7 @@ export class ContentDelivery implements ContentDispatcher {
               // which the close handler deals with. Do not leave its rejection unhandled. Once the
               // socket has taken the frame, its buffer serves a later chunk.
               lastSend.then(
-                () => this.frames.give(frame as Buffer),
+                () => this.frames.give(frame),
                 () => undefined,
               );
               sent += frame.length;

@@ -8,13 +8,13 @@
  * is issued once: a resend carries the same signed bytes.
  */
 import { RentalError } from '../../shared/errors.ts';
+import { BoundedCache } from '../bounded-cache.ts';
 import type { Cluster } from '../cluster.ts';
 import type { ConnectionHub } from '../connection-hub.ts';
 import type { ContentDispatcher, DeliveryStatus, PrerollAttachment } from '../content/delivery.ts';
 import { log } from '../log.ts';
 import { nativeIssueLicence, nativeSecretboxOpen } from '../native-sodium.ts';
 import type { ServerIdentity } from '../server-identity.ts';
-import { BoundedCache } from '../store/bounded-cache.ts';
 import type { JobRow, OrderRow, Repository } from '../store/repository.ts';
 import type { Orders } from './orders.ts';
 

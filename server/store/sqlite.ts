@@ -2,8 +2,8 @@
 import { closeSync, fdatasync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { Classification } from '../../shared/classification.ts';
+import { BoundedCache } from '../bounded-cache.ts';
 import { log } from '../log.ts';
-import { BoundedCache } from './bounded-cache.ts';
 import { migrationsFor } from './migrations.ts';
 import {
   type AdRow,
@@ -339,7 +339,7 @@ export class SqliteRepository implements Repository {
     this.run('DELETE FROM terminal_presence');
   }
   async linkTerminal(terminalId: string, customerId: string, name: string, now: number) {
-    this.names.delete(`t:${terminalId}`);
+    this.terminalNames.delete(terminalId);
     this.run(
       'UPDATE terminals SET customer_id = ?, name = ?, linked_at = ? WHERE id = ?',
       customerId,
@@ -349,7 +349,7 @@ export class SqliteRepository implements Repository {
     );
   }
   async renameTerminal(terminalId: string, name: string) {
-    this.names.delete(`t:${terminalId}`);
+    this.terminalNames.delete(terminalId);
     this.run('UPDATE terminals SET name = ? WHERE id = ?', name, terminalId);
   }
   async unlinkTerminal(terminalId: string) {
@@ -388,7 +388,6 @@ export class SqliteRepository implements Repository {
   }
 
   async upsertCatalogItem(c: CatalogRow) {
-    this.names.delete(`c:${c.itemNumber}`);
     this.catalogItems.delete(c.itemNumber);
     this.run(UPSERT_CATALOG, ...catalogParams(c));
   }
@@ -477,8 +476,8 @@ export class SqliteRepository implements Repository {
    * CLI never does), so the copy is exact; a failed commit empties it.
    */
   private readonly orderRows = new BoundedCache<string, OrderRow>(20_000);
-  /** Titles and terminal names for customers' order updates; the CLI may change a title meanwhile. */
-  private readonly names = new BoundedCache<string, string | null>(20_000, 2_000);
+  /** Terminal names for customers' order updates (titles come from the catalog items kept above). */
+  private readonly terminalNames = new BoundedCache<string, string | null>(20_000, 2_000);
 
   async orderById(id: string) {
     const cached = this.orderRows.get(id);
@@ -492,16 +491,15 @@ export class SqliteRepository implements Repository {
   async namedOrder(id: string): Promise<NamedOrder | undefined> {
     const o = await this.orderById(id);
     if (!o) return undefined;
-    return { ...o, title: this.nameOf(`c:${o.itemNumber}`), terminalName: this.nameOf(`t:${o.terminalId}`) };
+    const title = (await this.catalogItem(o.itemNumber))?.title ?? null;
+    return { ...o, title, terminalName: this.terminalName(o.terminalId) };
   }
-  private nameOf(key: string): string | null {
-    let name = this.names.get(key);
+  private terminalName(terminalId: string): string | null {
+    let name = this.terminalNames.get(terminalId);
     if (name === undefined) {
-      const r = key.startsWith('c:')
-        ? this.get('SELECT title AS name FROM catalog WHERE item_number = ?', Number(key.slice(2)))
-        : this.get('SELECT name FROM terminals WHERE id = ?', key.slice(2));
-      name = (r?.name as string | undefined) ?? null;
-      this.names.set(key, name);
+      name =
+        (this.get('SELECT name FROM terminals WHERE id = ?', terminalId)?.name as string | undefined) ?? null;
+      this.terminalNames.set(terminalId, name);
     }
     return name;
   }

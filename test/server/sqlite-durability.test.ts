@@ -116,7 +116,7 @@ test('progress and job states commit when the window ends, with a durable batch,
       'committed when the window ends',
     );
 
-    // A durable batch commits the pending ones first.
+    // A durable write shares the window's commit with the pending ones.
     await repo.setContentProgress(a.o.id, 'delivering', 4);
     const b = order(customerId, terminalId, Date.now());
     await repo.createOrder(b.o, b.jobs, CLASSIFIED);

@@ -9,7 +9,7 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, test } from 'node:test';
 import Database from 'better-sqlite3';
-import { BoundedCache } from '../../server/store/bounded-cache.ts';
+import { BoundedCache } from '../../server/bounded-cache.ts';
 import { SqliteRepository } from '../../server/store/sqlite.ts';
 import { WalCheckpointer } from '../../server/store/wal-checkpointer.ts';
 import { cleanup, tempDir } from '../harness.ts';
