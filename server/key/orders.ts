@@ -3,7 +3,6 @@
  * delivery time. Placing one creates the per-order secret key, stores order and jobs in one durable
  * transaction, and only then acknowledges.
  */
-import { randomUUID } from 'node:crypto';
 import { classify } from '../../shared/classification.ts';
 import { chunkCount } from '../../shared/crypto.ts';
 import { RentalError } from '../../shared/errors.ts';
@@ -15,6 +14,7 @@ import type { ConnectionHub } from '../connection-hub.ts';
 import { log } from '../log.ts';
 import { nativeContentKey, nativeSecretboxSeal } from '../native-sodium.ts';
 import type { JobRow, NamedOrder, OrderRow, Repository } from '../store/repository.ts';
+import { newOrderId } from './order-id.ts';
 import type { Terminals } from './terminals.ts';
 
 export function orderStatus(o: OrderRow, now: number): OrderStatus {
@@ -55,7 +55,7 @@ export class Orders {
       if (!item) throw new RentalError('NOT_FOUND', `no title with item number ${m.itemNumber}`);
       const times = orderTimes(m, now, this.minPeriodSeconds);
       const order: OrderRow = {
-        id: randomUUID(),
+        id: newOrderId(now),
         customerId,
         itemNumber: item.itemNumber,
         terminalId: terminal.id,
