@@ -195,3 +195,44 @@ export async function linkFarm(server: ServerProcess, farm: Farm, count: number)
   }
   return { clients, terminals };
 }
+
+/**
+ * The raw limit of the transport: `bytes` over one loopback TCP connection to another Node process
+ * that reads and drops them (Node's own socket reads, as the terminal's WebSocket gets them), in
+ * frames of a chunk's size written from reused buffers, honouring back-pressure. No WebSocket, no
+ * cipher, no disk: what two processes on this machine's kernel can move at most.
+ */
+export async function rawLoopback(bytes: number, frameBytes: number): Promise<number> {
+  const sink = spawn(
+    process.execPath,
+    [
+      '-e',
+      `const s = require('node:net').createServer((c) => { let n = 0; c.on('data', (d) => { n += d.length; if (n >= ${bytes}) c.end('done'); }); });
+       s.listen(0, '127.0.0.1', () => console.log(s.address().port));`,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      sink.stdout?.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
+      sink.once('exit', () => reject(new Error('the loopback sink exited')));
+    });
+    const { connect } = await import('node:net');
+    const socket = connect(port, '127.0.0.1');
+    await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+    const frames = Array.from({ length: 64 }, () => Buffer.alloc(frameBytes, 7));
+    const done = new Promise<void>((resolve) => socket.once('data', () => resolve()));
+    const t = performance.now();
+    for (let sent = 0, i = 0; sent < bytes; i++) {
+      const frame = frames[i % frames.length] as Buffer;
+      sent += frame.length;
+      if (!socket.write(frame)) await new Promise((r) => socket.once('drain', r));
+    }
+    await done;
+    const rate = bytes / MiB / ((performance.now() - t) / 1000);
+    socket.destroy();
+    return rate;
+  } finally {
+    sink.kill();
+  }
+}

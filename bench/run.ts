@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import sodium from 'libsodium-wrappers';
 import sodiumNative from 'sodium-native';
 import { parseCli, runCli } from '../server/cli-args.ts';
+import { chunkFrameBytes } from '../server/content/chunk-cipher.ts';
 import { cryptoReady } from '../shared/crypto.ts';
 import { rentNow } from '../test/harness.ts';
 import {
@@ -31,6 +32,7 @@ import {
   MiB,
   median,
   percentile,
+  rawLoopback,
   rssMb,
   startServer,
 } from './bench-kit.ts';
@@ -232,6 +234,7 @@ async function main(): Promise<number> {
       // Three orders one after another (one in --quick); the median, as this machine is noisy.
       const rates: number[] = [];
       const diskRates: number[] = [];
+      const loopbackRates: number[] = [];
       let orderId = '';
       const serverCpu = cpuMeter(server.child.pid as number);
       const farmCpu = cpuMeter(farm.child.pid as number);
@@ -245,6 +248,7 @@ async function main(): Promise<number> {
         }
         // The terminal's disk, just before its delivery: this VM's disk drifts as much as its CPU.
         diskRates.push(rawDisk(join(work, 'delivery-terms', 'disk-limit'), S.delivery / 2));
+        loopbackRates.push(await rawLoopback(S.delivery / 2, chunkFrameBytes(CHUNK)));
         const start = Date.now();
         const order = await rentNow(t0.client, t0.terminalId, 900, 3600);
         orderId = order.orderId;
@@ -257,10 +261,15 @@ async function main(): Promise<number> {
       const farmCpuMs = farmCpu(mib);
       const { value: mbs, shown: mbsRuns } = median(rates);
       const { value: disk, shown: diskRuns } = median(diskRates);
+      const { value: loopback, shown: loopbackRuns } = median(loopbackRates);
+      // The slowest of the three parts a delivery cannot do without: cipher, transport and disk.
+      const limit = Math.min(native.push, disk, loopback);
       results.delivery_mb_s = mbs;
       results.delivery_vs_raw_native = mbs / native.push;
       results.raw_disk_write_mb_s = disk;
       results.delivery_vs_raw_disk = mbs / disk;
+      results.raw_loopback_mb_s = loopback;
+      results.delivery_vs_slowest_raw_limit = mbs / limit;
       row(
         `raw disk write in the terminal's folder (1 MiB writes, fdatasync every 4 MiB), before each delivery`,
         `${disk.toFixed(0)} MB/s${diskRuns}`,
@@ -268,9 +277,15 @@ async function main(): Promise<number> {
         '1.00',
       );
       row(
+        'raw loopback TCP between two Node processes (64 KiB frames), before each delivery',
+        `${loopback.toFixed(0)} MB/s${loopbackRuns}`,
+        'baseline',
+        '1.00',
+      );
+      row(
         `delivery, 1 order of ${S.delivery / MiB} MiB (encrypt + push + store)`,
         `${mbs.toFixed(0)} MB/s${mbsRuns}`,
-        `${native.push.toFixed(0)} MB/s native; ${disk.toFixed(0)} MB/s disk (${(mbs / disk).toFixed(2)})`,
+        `${native.push.toFixed(0)} MB/s native (the slowest raw part: ${limit.toFixed(0)} MB/s, ${(mbs / limit).toFixed(2)})`,
         (mbs / native.push).toFixed(2),
       );
       results.delivery_server_rss_growth_mb = peak - base;
