@@ -43,7 +43,8 @@ export function describeEvent(
       progress.set(e.rental.orderId, progressLine(`  receiving "${e.rental.title}"`));
       return `delivery of "${e.rental.title}" (order ${e.rental.orderId}) started`;
     case 'progress': {
-      const bar = progress.get(e.orderId) ?? progressLine(`  receiving ${e.orderId.slice(0, 8)}`);
+      // The end of the id: its start is the time it was made (UUID v7), the same for a minute of orders.
+      const bar = progress.get(e.orderId) ?? progressLine(`  receiving order …${e.orderId.slice(-8)}`);
       progress.set(e.orderId, bar);
       bar(e.bytes, e.size);
       return undefined;

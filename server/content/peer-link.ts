@@ -78,8 +78,9 @@ export class RemoteContent implements ContentDispatcher {
   private send(instr: DeliveryInstruction) {
     const peers = [...this.hub.peerConns()];
     if (peers.length === 0) return; // sent when a content server connects
-    // Spread orders over content servers by order id, so a resend goes to the same one.
-    const peer = peers[Number.parseInt(instr.orderId.slice(0, 8), 16) % peers.length] as Conn;
+    // Spread orders over content servers by order id, so a resend goes to the same one. By its last
+    // digits, which are random: the first ones are the time it was made (UUID v7, key/order-id.ts).
+    const peer = peers[Number.parseInt(instr.orderId.slice(-8), 16) % peers.length] as Conn;
     this.assigned.set(instr.orderId, peer);
     peer.send({
       type: 'delivery.instruct',
