@@ -283,8 +283,7 @@ export class DeliveryQueue {
         contentKey,
         signPublicKey,
       );
-      await this.repo.saveLicence(o.id, licence, now);
-      licence = (await this.repo.licenceOf(o.id)) ?? licence;
+      licence = await this.repo.saveLicence(o.id, licence, now);
     }
     // Until acknowledged; a reconnecting terminal wakes the job and gets the same licence again.
     await this.repo.setJobState(o.id, 'key', 'dispatched');

@@ -399,10 +399,11 @@ export class PgRepository implements Repository {
     return r && { data: r.data as string, sig: r.sig as string };
   }
   async saveLicence(orderId: string, licence: { data: string; sig: string }, issuedAt: number) {
-    await this.run(
+    const inserted = await this.run(
       'INSERT INTO licences (order_id, data, sig, issued_at) VALUES (?,?,?,?) ON CONFLICT(order_id) DO NOTHING',
       [orderId, licence.data, licence.sig, issuedAt],
     );
+    return inserted === 1 ? licence : ((await this.licenceOf(orderId)) ?? licence);
   }
 }
 

@@ -226,5 +226,10 @@ export interface Repository {
 
   /** The licence is issued once and re-sent byte for byte; never a second one with another key. */
   licenceOf(orderId: string): Promise<{ data: string; sig: string } | undefined>;
-  saveLicence(orderId: string, licence: { data: string; sig: string }, issuedAt: number): Promise<void>;
+  /** Stores the order's licence unless it has one; returns the one it has (another instance's, if first). */
+  saveLicence(
+    orderId: string,
+    licence: { data: string; sig: string },
+    issuedAt: number,
+  ): Promise<{ data: string; sig: string }>;
 }

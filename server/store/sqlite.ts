@@ -150,7 +150,7 @@ export class SqliteRepository implements Repository {
   private afterWriteError(err: unknown): void {
     if (!this.windowOpen || this.db.inTransaction) return;
     this.windowOpen = false;
-    this.orderRows.clear(); // it may hold writes that are gone
+    this.forgetCopies(); // they may hold writes that are gone
     const lost = this.windowDurable;
     this.windowDurable = [];
     for (const op of lost) op.reject(err);
@@ -178,7 +178,7 @@ export class SqliteRepository implements Repository {
     } catch (err) {
       log('error', 'commit-failed', { error: String(err) });
       if (this.db.inTransaction) this.db.exec('ROLLBACK');
-      this.orderRows.clear(); // it may hold writes that are gone
+      this.forgetCopies(); // they may hold writes that are gone
       for (const op of ops) op.reject(err);
       return;
     }
@@ -424,6 +424,7 @@ export class SqliteRepository implements Repository {
       this.insertOrder(o, jobs);
       this.write(INSERT_CLASSIFICATION, ...classificationParams(o, c));
       this.orderRows.set(o.id, { ...o });
+      this.noteRecentOrder(o);
     });
   }
   async classifications(since: number) {
@@ -480,6 +481,10 @@ export class SqliteRepository implements Repository {
    * CLI never does), so the copy is exact; a failed commit empties it.
    */
   private readonly orderRows = new BoundedCache<string, OrderRow>(20_000);
+  private forgetCopies() {
+    this.orderRows.clear();
+    this.recentOrders.clear();
+  }
   /** Terminal names for customers' order updates (titles come from the catalog items kept above). */
   private readonly terminalNames = new BoundedCache<string, string | null>(20_000, 2_000);
 
@@ -513,13 +518,38 @@ export class SqliteRepository implements Repository {
       customerId,
     ).map(namedOrderOf);
   }
+  /**
+   * Each customer's recent orders' creation times, oldest first, from `from` on: the rate limit asks
+   * for every order, and counting them in the index cost time in proportion to the orders of the
+   * last minute (50 µs an order, 7 % of the server, late in a bench run with the limit lifted).
+   * Kept as orders are written (only this process writes them, as for `orderRows`); loaded from the
+   * table the first time a customer is asked about, or when asked about an earlier time.
+   */
+  private readonly recentOrders = new BoundedCache<string, { from: number; times: number[] }>(20_000);
   async countRecentOrders(customerId: string, since: number) {
-    const r = this.get(
-      'SELECT COUNT(*) AS n FROM orders WHERE customer_id = ? AND created_at >= ?',
-      customerId,
-      since,
-    );
-    return (r?.n as number) ?? 0;
+    let recent = this.recentOrders.get(customerId);
+    if (!recent || since < recent.from) {
+      const times = this.all(
+        'SELECT created_at FROM orders WHERE customer_id = ? AND created_at >= ? ORDER BY created_at',
+        customerId,
+        since,
+      ).map((r) => r.created_at as number);
+      recent = { from: since, times };
+      this.recentOrders.set(customerId, recent);
+    }
+    let gone = 0;
+    while (gone < recent.times.length && (recent.times[gone] as number) < since) gone++;
+    if (gone > 0) recent.times.splice(0, gone);
+    recent.from = since;
+    return recent.times.length;
+  }
+  /** An order just written joins its customer's recent orders, if they are kept. */
+  private noteRecentOrder(o: OrderRow) {
+    const recent = this.recentOrders.get(o.customerId);
+    if (!recent || o.createdAt < recent.from) return;
+    let at = recent.times.length; // orders are written in about the order they were made
+    while (at > 0 && (recent.times[at - 1] as number) > o.createdAt) at--;
+    recent.times.splice(at, 0, o.createdAt);
   }
   async setContentProgress(orderId: string, state: OrderRow['contentState'], chunksDelivered: number) {
     const o = this.orderRows.get(orderId);
@@ -611,14 +641,21 @@ export class SqliteRepository implements Repository {
     return r && { data: r.data as string, sig: r.sig as string };
   }
   async saveLicence(orderId: string, licence: { data: string; sig: string }, issuedAt: number) {
-    await this.durableSoon(() =>
-      this.write(
+    let stored = licence;
+    await this.durableSoon(() => {
+      const inserted = this.write(
         'INSERT INTO licences (order_id, data, sig, issued_at) VALUES (?,?,?,?) ON CONFLICT(order_id) DO NOTHING',
         orderId,
         licence.data,
         licence.sig,
         issuedAt,
-      ),
-    );
+      ).changes;
+      // Read back only when another handle stored one first (then it is the one to send).
+      if (inserted === 0) {
+        const r = this.get('SELECT data, sig FROM licences WHERE order_id = ?', orderId);
+        if (r) stored = { data: r.data as string, sig: r.sig as string };
+      }
+    });
+    return stored;
   }
 }

@@ -99,6 +99,9 @@ export function order(customerId: string, terminalId: string, at: number): { o: 
   return { o, jobs };
 }
 
+/** An order as `createOrder` takes it. */
+const placed = ({ o, jobs }: { o: OrderRow; jobs: JobRow[] }) => [o, jobs, CLASSIFIED] as const;
+
 export function repositoryContract(name: string, engine: Engine, skip: string | false = false) {
   test(`${name}: accounts, roles, sessions; an e-mail is taken once`, { skip }, async () => {
     const { repo } = await engine.open();
@@ -202,6 +205,28 @@ export function repositoryContract(name: string, engine: Engine, skip: string | 
     await repo.close();
   });
 
+  test(`${name}: the rate limit counts a customer's orders since a time, as they are written`, {
+    skip,
+  }, async () => {
+    const { repo } = await engine.open();
+    const { customerId, terminalId } = await seed(repo);
+    const other = await seed(repo);
+    const now = Date.now();
+    for (const at of [now - 90_000, now - 30_000, now - 10_000])
+      await repo.createOrder(...placed(order(customerId, terminalId, at)));
+    await repo.createOrder(...placed(order(other.customerId, other.terminalId, now - 5_000)));
+    assert.equal(await repo.countRecentOrders(customerId, now - 60_000), 2);
+    // Written after the first count: counted too, the others' not.
+    await repo.createOrder(...placed(order(customerId, terminalId, now)));
+    assert.equal(await repo.countRecentOrders(customerId, now - 60_000), 3);
+    assert.equal(await repo.countRecentOrders(other.customerId, now - 60_000), 1);
+    // The window moves on, and back.
+    assert.equal(await repo.countRecentOrders(customerId, now - 20_000), 2);
+    assert.equal(await repo.countRecentOrders(customerId, now - 100_000), 4);
+    assert.equal(await repo.countRecentOrders(customerId, now + 1), 0);
+    await repo.close();
+  });
+
   test(`${name}: a licence is stored once; impressions count once; data survives reopening`, {
     skip,
   }, async () => {
@@ -209,8 +234,15 @@ export function repositoryContract(name: string, engine: Engine, skip: string | 
     const { customerId, terminalId } = await seed(repo);
     const { o, jobs } = order(customerId, terminalId, Date.now());
     await repo.createOrder(o, jobs, CLASSIFIED);
-    await repo.saveLicence(o.id, { data: 'first', sig: 's1' }, 1);
-    await repo.saveLicence(o.id, { data: 'second', sig: 's2' }, 2);
+    assert.deepEqual(await repo.saveLicence(o.id, { data: 'first', sig: 's1' }, 1), {
+      data: 'first',
+      sig: 's1',
+    });
+    assert.deepEqual(
+      await repo.saveLicence(o.id, { data: 'second', sig: 's2' }, 2),
+      { data: 'first', sig: 's1' },
+      'the one stored first is the one to send',
+    );
     assert.deepEqual(await repo.licenceOf(o.id), { data: 'first', sig: 's1' });
     const adId = randomUUID();
     await repo.addAd({
