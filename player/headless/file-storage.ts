@@ -1,18 +1,5 @@
 /** Terminal storage in a folder: the headless terminal's. Identity is a 0600 file. */
-import {
-  close,
-  constants,
-  existsSync,
-  fdatasync,
-  mkdir,
-  mkdirSync,
-  open,
-  read,
-  readFile,
-  rename,
-  write,
-  writev,
-} from 'node:fs';
+import { close, existsSync, fdatasync, mkdirSync, read, readFile, write, writev } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
@@ -30,11 +17,12 @@ import type {
   TerminalState,
   TerminalStorage,
 } from '../core/terminal-storage.ts';
+import { openReadWrite, replaceFile } from './file-worker.ts';
 
 /**
- * One file system call as a promise. The callback API with a promise around it costs half the CPU of
- * fs/promises' FileHandle per call (measured: an atomic replace 50-60 µs against 95-130 µs), and a
- * terminal makes about fifteen of them per rental.
+ * One file system call as a promise, for content (writes, syncs, reads, closes) and reads of small
+ * files; replacing small files goes through the file worker. The callback API with a promise around
+ * it costs half the CPU of fs/promises' FileHandle per call.
  */
 function fsCall<T = void>(f: (done: (err: NodeJS.ErrnoException | null, value?: T) => void) => void) {
   return new Promise<T>((resolve, reject) => f((err, value) => (err ? reject(err) : resolve(value as T))));
@@ -49,22 +37,13 @@ async function writeAll(fd: number, data: Uint8Array, position: number): Promise
 }
 
 /**
- * Replace a file whole or not at all. Writes to one file run one after another in the order they were
- * asked for (two links saving state at once must not share a temporary file, and the last word wins).
+ * Replace a file whole or not at all, on the file worker (one message each way, see file-worker.ts),
+ * making `dir` first if given. Writes to one file run one after another in the order they were asked
+ * for (two links saving state at once must not share a temporary file, and the last word wins).
  */
 const writesInFlight = new Map<string, Promise<void>>();
-function writeAtomic(file: string, text: string | Uint8Array, durable = true): Promise<void> {
-  const replace = async () => {
-    const tmp = `${file}.tmp`;
-    const fd = await fsCall<number>((cb) => open(tmp, 'w', 0o600, cb));
-    try {
-      await writeAll(fd, typeof text === 'string' ? Buffer.from(text) : text, 0);
-      if (durable) await fsCall((cb) => fdatasync(fd, cb));
-    } finally {
-      await fsCall((cb) => close(fd, cb));
-    }
-    await fsCall((cb) => rename(tmp, file, cb));
-  };
+function writeAtomic(file: string, text: string | Uint8Array, durable = true, dir?: string): Promise<void> {
+  const replace = () => replaceFile(file, text, durable, dir);
   const done = (writesInFlight.get(file) ?? Promise.resolve()).then(replace, replace);
   const settled = done.catch(() => undefined);
   writesInFlight.set(file, settled);
@@ -99,18 +78,18 @@ export class FileStorage implements TerminalStorage {
   }
 
   /**
-   * The rental's folder, made once. Off the event loop: creating a directory waits for the file
-   * system's journal, which the fsyncs of other writes keep busy (it stalled a busy terminal).
+   * The rental's folder, and whether it still has to be made: the file worker makes it with the
+   * first file written into it (creating a directory waits for the file system's journal, which
+   * other writes' syncs keep busy, so never on the event loop).
    */
   private readonly madeDirs = new Set<string>();
-  private async ensureRentalDir(orderId: string) {
+  private rentalFolder(orderId: string): { dir: string; make?: string } {
     const dir = this.rentalDir(orderId);
-    if (!this.madeDirs.has(dir)) {
-      await fsCall((cb) => mkdir(dir, { recursive: true, mode: 0o700 }, (err) => cb(err)));
-      if (this.madeDirs.size >= 1024) this.madeDirs.clear();
-      this.madeDirs.add(dir);
-    }
-    return dir;
+    return this.madeDirs.has(dir) ? { dir } : { dir, make: dir };
+  }
+  private folderMade(dir: string) {
+    if (this.madeDirs.size >= 1024) this.madeDirs.clear();
+    this.madeDirs.add(dir);
   }
 
   async loadIdentity() {
@@ -161,8 +140,9 @@ export class FileStorage implements TerminalStorage {
       this.unsynced.set(r.orderId, { ...r });
       return;
     }
-    const dir = await this.ensureRentalDir(r.orderId);
-    await writeAtomic(join(dir, 'rental.json'), JSON.stringify(r), opts.durable ?? true);
+    const { dir, make } = this.rentalFolder(r.orderId);
+    await writeAtomic(join(dir, 'rental.json'), JSON.stringify(r), opts.durable ?? true, make);
+    this.folderMade(dir);
     this.unsynced.delete(r.orderId);
   }
   /**
@@ -180,13 +160,12 @@ export class FileStorage implements TerminalStorage {
   ): Promise<T | undefined> {
     let h = this.handles.get(orderId);
     if (!h) {
-      const file = join(
-        create ? await this.ensureRentalDir(orderId) : this.rentalDir(orderId),
-        'content.enc',
-      );
+      const { dir, make } = this.rentalFolder(orderId);
+      const file = join(dir, 'content.enc');
       if (!create && !existsSync(file)) return undefined;
       // Read and write, made if missing, never truncated: one call whether or not it exists.
-      const fd = await fsCall<number>((cb) => open(file, constants.O_RDWR | constants.O_CREAT, 0o600, cb));
+      const fd = await openReadWrite(file, create ? make : undefined);
+      if (create) this.folderMade(dir);
       h = this.handles.get(orderId); // opened meanwhile by another call: keep one
       if (h) await fsCall((cb) => close(fd, cb));
       else {
@@ -293,8 +272,9 @@ export class FileStorage implements TerminalStorage {
     return readJson<SignedEnvelope>(join(this.rentalDir(orderId), 'licence.json'));
   }
   async putLicence(orderId: string, licence: SignedEnvelope) {
-    const dir = await this.ensureRentalDir(orderId);
-    await writeAtomic(join(dir, 'licence.json'), JSON.stringify(licence));
+    const { dir, make } = this.rentalFolder(orderId);
+    await writeAtomic(join(dir, 'licence.json'), JSON.stringify(licence), true, make);
+    this.folderMade(dir);
   }
   async preroll(orderId: string): Promise<StoredPreroll | undefined> {
     const dir = this.rentalDir(orderId);
@@ -308,10 +288,16 @@ export class FileStorage implements TerminalStorage {
     }
   }
   async putPreroll(orderId: string, p: StoredPreroll) {
-    const dir = await this.ensureRentalDir(orderId);
+    const { dir, make } = this.rentalFolder(orderId);
     // The creative first: preroll.json names a pre-roll only once its bytes are in place.
-    if (!p.played) await writeAtomic(join(dir, 'preroll.bin'), p.creative);
-    await writeAtomic(join(dir, 'preroll.json'), JSON.stringify({ envelope: p.envelope, played: p.played }));
+    if (!p.played) await writeAtomic(join(dir, 'preroll.bin'), p.creative, true, make);
+    await writeAtomic(
+      join(dir, 'preroll.json'),
+      JSON.stringify({ envelope: p.envelope, played: p.played }),
+      true,
+      make,
+    );
+    this.folderMade(dir);
   }
   async wipe(orderId: string) {
     const dir = this.rentalDir(orderId);

@@ -1,8 +1,10 @@
 /** The headless terminal's folder storage under concurrent writers. */
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
+import { closeSync, readdirSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, test } from 'node:test';
 import { FileStorage } from '../../player/headless/file-storage.ts';
+import { openReadWrite, replaceFile } from '../../player/headless/file-worker.ts';
 import { cleanup, tempDir } from '../harness.ts';
 
 afterEach(cleanup);
@@ -53,4 +55,31 @@ test('a record put without a sync is read back at once; a synced one replaces it
   assert.equal((await new FileStorage(dir).rental(orderId))?.have, 1);
   assert.equal((await s.rental(orderId))?.have, 1);
   await s.close();
+});
+
+test('the file worker replaces a file whole in a folder it makes, opens content, and reports failures by code', async () => {
+  const dir = tempDir('rd-fw-');
+  const folder = join(dir, 'rentals', 'a', 'b');
+  await replaceFile(join(folder, 'rental.json'), '{"have":1}', true, folder);
+  assert.equal(readFileSync(join(folder, 'rental.json'), 'utf8'), '{"have":1}');
+  await replaceFile(join(folder, 'rental.json'), new Uint8Array([123, 125]), false);
+  assert.equal(readFileSync(join(folder, 'rental.json'), 'utf8'), '{}');
+  assert.deepEqual(readdirSync(folder), ['rental.json'], 'no temporary file left behind');
+  // The descriptor the worker opened is this process's: written and read here, never truncated.
+  const fd = await openReadWrite(join(folder, 'content.enc'));
+  writeSync(fd, 'abc', 0);
+  closeSync(fd);
+  closeSync(await openReadWrite(join(folder, 'content.enc')));
+  assert.equal(readFileSync(join(folder, 'content.enc'), 'utf8'), 'abc');
+  // A folder that cannot be made (a file is in the way): the call fails with the system's code.
+  writeFileSync(join(dir, 'blocker'), '');
+  await assert.rejects(
+    replaceFile(join(dir, 'blocker', 'x', 'r.json'), '{}', true, join(dir, 'blocker', 'x')),
+    {
+      code: 'ENOTDIR',
+    },
+  );
+  // The worker keeps serving after a failure.
+  await replaceFile(join(folder, 'licence.json'), '{"v":1}', true);
+  assert.equal(readFileSync(join(folder, 'licence.json'), 'utf8'), '{"v":1}');
 });

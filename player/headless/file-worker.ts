@@ -1,0 +1,116 @@
+/**
+ * The headless terminal's small file operations, each done whole on one worker thread: replacing a
+ * record (make its folder, write a temporary file, sync, close, rename) and opening a rental's
+ * content file. Done through libuv's pool, each step was its own round trip, and on a busy
+ * two-core machine a round trip cost the event loop 25 µs (hand-off, wake-up, completion): file
+ * calls were 39 % of the terminals' event loop in the orders benchmark, fifteen of them per rental.
+ * Here a whole replace is one message each way. The descriptors the worker opens belong to the
+ * process, so the event loop writes and syncs content through them as before (on libuv's pool,
+ * which runs several at once: big writes and syncs should not queue behind each other here).
+ */
+import { Worker } from 'node:worker_threads';
+
+/**
+ * The worker's code, plain JavaScript: the installed `rental-terminal` command loads TypeScript
+ * through tsx hooks registered on its main thread only, which a worker does not inherit.
+ */
+const WORKER_SOURCE = `
+const { parentPort } = require('node:worker_threads');
+const fs = require('node:fs');
+function writeAll(fd, data) {
+  const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+  for (let done = 0; done < bytes.length; ) done += fs.writeSync(fd, bytes, done, bytes.length - done, done);
+}
+const ops = {
+  replace({ dir, file, data, durable }) {
+    if (dir) fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const tmp = file + '.tmp';
+    const fd = fs.openSync(tmp, 'w', 0o600);
+    try {
+      writeAll(fd, data);
+      if (durable) fs.fdatasyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, file);
+  },
+  open({ dir, file }) {
+    if (dir) fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    return fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
+  },
+  close({ fd }) {
+    fs.closeSync(fd);
+  },
+};
+parentPort.on('message', (m) => {
+  try {
+    parentPort.postMessage({ id: m.id, value: ops[m.op](m) });
+  } catch (e) {
+    parentPort.postMessage({ id: m.id, error: { message: String(e && e.message), code: e && e.code } });
+  }
+});
+`;
+
+type Op =
+  | { op: 'replace'; dir?: string; file: string; data: string | Uint8Array; durable: boolean }
+  | { op: 'open'; dir?: string; file: string }
+  | { op: 'close'; fd: number };
+
+interface Reply {
+  id: number;
+  value?: unknown;
+  error?: { message: string; code?: string };
+}
+
+/** One worker per process, shared by every folder storage in it; made on first use, again after a crash. */
+let worker: Worker | undefined;
+let nextId = 0;
+const waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+
+function failAll(err: Error) {
+  worker = undefined;
+  for (const w of waiting.values()) w.reject(err);
+  waiting.clear();
+}
+
+function theWorker(): Worker {
+  if (worker) return worker;
+  const w = new Worker(WORKER_SOURCE, { eval: true });
+  w.on('message', (m: Reply) => {
+    const p = waiting.get(m.id);
+    if (!p) return;
+    waiting.delete(m.id);
+    // Idle, the worker must not keep the process alive; busy, it must (someone awaits it).
+    if (waiting.size === 0) w.unref();
+    if (m.error) p.reject(Object.assign(new Error(m.error.message), { code: m.error.code }));
+    else p.resolve(m.value);
+  });
+  w.on('error', (err) => {
+    if (worker === w) failAll(err);
+  });
+  w.on('exit', (code) => {
+    if (worker === w) failAll(new Error(`the file worker stopped (exit code ${code})`));
+  });
+  w.unref();
+  worker = w;
+  return w;
+}
+
+function call<T>(op: Op): Promise<T> {
+  const w = theWorker();
+  const id = nextId++;
+  return new Promise<T>((resolve, reject) => {
+    waiting.set(id, { resolve: resolve as (v: unknown) => void, reject });
+    w.ref();
+    w.postMessage({ id, ...op });
+  });
+}
+
+/** Replace `file` whole or not at all (synced unless `durable` is false), making `dir` first if given. */
+export const replaceFile = (file: string, data: string | Uint8Array, durable: boolean, dir?: string) =>
+  call<void>({ op: 'replace', file, data, durable, dir });
+
+/** Open `file` to read and write, made if missing, never truncated; `dir` made first if given. */
+export const openReadWrite = (file: string, dir?: string) => call<number>({ op: 'open', file, dir });
+
+export const closeFile = (fd: number) => call<void>({ op: 'close', fd });
