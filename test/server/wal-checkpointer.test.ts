@@ -99,4 +99,11 @@ test('the bounded cache drops the least recently used entry, and entries age out
   assert.deepEqual([c.get('a'), c.get('c')], [4, undefined]);
   c.clear();
   assert.equal(c.size, 0);
+  // A bigger one: what was read lately stays, what was not is dropped first.
+  const big = new BoundedCache<number, number>(100);
+  for (let i = 0; i < 100; i++) big.set(i, i);
+  assert.equal(big.get(0), 0);
+  for (let i = 100; i < 150; i++) big.set(i, i);
+  assert.equal(big.get(0), 0, 'read after 99 newer ones: kept');
+  assert.deepEqual([big.get(1), big.get(50), big.get(51), big.size], [undefined, undefined, 51, 100]);
 });
