@@ -98,6 +98,19 @@ test('every command rejects missing or invalid arguments with a message and a no
   }
 });
 
+test('the installed commands run their command lines (imported from bin/, not named on the command line)', () => {
+  const dir = tempDir('rd-bin-');
+  for (const [bin, args, status, want] of [
+    ['bin/rental-terminal.js', ['dance'], 2, /unknown command/],
+    ['bin/rental-terminal.js', ['list', '--data', dir], 0, /no rentals on this terminal/],
+    ['bin/rental.js', ['frobnicate'], 2, /unknown command/],
+  ] as const) {
+    const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, status, `${bin} ${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr + r.stdout, want, `${bin} ${args.join(' ')}`);
+  }
+});
+
 test('ingest stores a real clip with a progress line and refuses a fake one, leaving nothing behind', () => {
   const data = tempDir();
   const ok = ingest(data, 'media/demo/colour-bars-at-dawn.webm', '501', 'Bars Again', 'Documentary', '199');

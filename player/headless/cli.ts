@@ -196,5 +196,7 @@ async function main(argv: string[]): Promise<number | undefined> {
   throw new UsageError(`unknown command ${JSON.stringify(command)}`);
 }
 
-if (import.meta.url === `file://${process.argv[1]}`)
-  runCli(() => main(process.argv.slice(2)), TERMINAL_USAGE);
+/** The command line, run: by `npm run terminal` (this file) and by the installed `rental-terminal`. */
+export const runTerminalCli = () => runCli(() => main(process.argv.slice(2)), TERMINAL_USAGE);
+
+if (import.meta.url === `file://${process.argv[1]}`) runTerminalCli();
