@@ -28,6 +28,18 @@ export function cpuSeconds(pid: number, mainThread = false): number {
   return (Number(fields[11]) + Number(fields[12])) / 100; // clock ticks; 100 per second on Linux
 }
 
+/** Minor page faults of a process so far (field 10 of /proc/PID/stat): costly on a paravirtualised VM. */
+export function minorFaults(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[7]);
+}
+
+/** Minor page faults per unit of work since this call: `faultMeter(pid)(units)`. */
+export function faultMeter(pid: number): (units: number) => number {
+  const start = minorFaults(pid);
+  return (units) => (minorFaults(pid) - start) / units;
+}
+
 /** CPU milliseconds per unit of work since this call: `cpuMeter(pid)(units)`. */
 export function cpuMeter(pid: number, mainThread = false): (units: number) => number {
   const start = cpuSeconds(pid, mainThread);

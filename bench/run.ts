@@ -28,6 +28,7 @@ import {
   cpuMeter,
   Farm,
   type FarmEvent,
+  faultMeter,
   linkFarm,
   MiB,
   median,
@@ -238,6 +239,8 @@ async function main(): Promise<number> {
       let orderId = '';
       const serverCpu = cpuMeter(server.child.pid as number);
       const farmCpu = cpuMeter(farm.child.pid as number);
+      const serverFaults = faultMeter(server.child.pid as number);
+      const farmFaults = faultMeter(farm.child.pid as number);
       for (let run = 0; run < S.deliveryRuns; run++) {
         if (orderId) {
           // The previous run's copy goes first. Kept, the copies piled up (1.5 GiB of new page
@@ -259,6 +262,7 @@ async function main(): Promise<number> {
       const mib = (S.delivery * S.deliveryRuns) / MiB;
       const serverCpuMs = serverCpu(mib);
       const farmCpuMs = farmCpu(mib);
+      const faults = { server: serverFaults(mib), terminal: farmFaults(mib) };
       const { value: mbs, shown: mbsRuns } = median(rates);
       const { value: disk, shown: diskRuns } = median(diskRates);
       const { value: loopback, shown: loopbackRuns } = median(loopbackRates);
@@ -291,9 +295,11 @@ async function main(): Promise<number> {
       results.delivery_server_rss_growth_mb = peak - base;
       results.delivery_server_cpu_ms_per_mib = serverCpuMs;
       results.delivery_terminal_cpu_ms_per_mib = farmCpuMs;
+      results.delivery_server_faults_per_mib = faults.server;
+      results.delivery_terminal_faults_per_mib = faults.terminal;
       row(
         'CPU per MiB delivered, one at a time (user + system, all threads)',
-        `server ${serverCpuMs.toFixed(2)} ms, terminal ${farmCpuMs.toFixed(2)} ms`,
+        `server ${serverCpuMs.toFixed(2)} ms, terminal ${farmCpuMs.toFixed(2)} ms; minor page faults per MiB: server ${faults.server.toFixed(0)}, terminal ${faults.terminal.toFixed(0)}`,
         `${(1000 / native.push).toFixed(2)} ms native encryption`,
         '',
       );
@@ -369,6 +375,8 @@ async function main(): Promise<number> {
       const { terminals } = await linkFarm(server, farm, n);
       const serverCpu = cpuMeter(server.child.pid as number);
       const farmCpu = cpuMeter(farm.child.pid as number);
+      const serverFaults = faultMeter(server.child.pid as number);
+      const farmFaults = faultMeter(farm.child.pid as number);
       const start = Date.now();
       const orders = await Promise.all(terminals.map((t) => rentNow(t.client, t.terminalId, 903, 3600)));
       const ids = new Set(orders.map((o) => o.orderId));
@@ -376,6 +384,7 @@ async function main(): Promise<number> {
       const mib = (n * S.parallelEach) / MiB;
       const serverCpuMs = serverCpu(mib);
       const farmCpuMs = farmCpu(mib);
+      const faults = { server: serverFaults(mib), terminals: farmFaults(mib) };
       const times = stored.map((e) => ((e.at as number) - start) / 1000).sort((a, b) => a - b);
       if (process.env.BENCH_DEBUG) console.log('TIMES', times.map((t) => t.toFixed(2)).join(' '));
       const total = (times[times.length - 1] as number) || 1;
@@ -402,9 +411,10 @@ async function main(): Promise<number> {
       );
       results.parallel_server_cpu_ms_per_mib = serverCpuMs;
       results.parallel_terminal_cpu_ms_per_mib = farmCpuMs;
+      results.parallel_terminal_faults_per_mib = faults.terminals;
       row(
         `CPU per MiB delivered, ${n} at once (user + system, all threads)`,
-        `server ${serverCpuMs.toFixed(2)} ms, terminals ${farmCpuMs.toFixed(2)} ms`,
+        `server ${serverCpuMs.toFixed(2)} ms, terminals ${farmCpuMs.toFixed(2)} ms; minor page faults per MiB: server ${faults.server.toFixed(0)}, terminals ${faults.terminals.toFixed(0)}`,
         `${(1000 / native.push).toFixed(2)} ms native encryption`,
         '',
       );
