@@ -241,7 +241,7 @@ export class FileStorage implements TerminalStorage {
     const stride = cipherChunkLength(r.chunkSize);
     const plainLen = index < r.totalChunks - 1 ? r.chunkSize : r.size - r.chunkSize * (r.totalChunks - 1);
     const len = cipherChunkLength(plainLen);
-    const buf = Buffer.allocUnsafe(len); // filled by the read; returned only if whole
+    const buf = Buffer.allocUnsafeSlow(len); // filled by the read; returned only if whole; never a shared pool
     const bytesRead = await this.withContent(r.orderId, false, (fd) =>
       fsCall<number>((cb) => read(fd, buf, 0, len, index * stride, cb)),
     );
@@ -252,8 +252,9 @@ export class FileStorage implements TerminalStorage {
     const last = first + count - 1;
     const lastLen = cipherChunkLength(plainChunkLength(r.size, r.chunkSize, last));
     // One read for the whole run of chunks; each chunk is a view of it, and only of bytes read (so
-    // no need to zero the buffer first: that was 6 % of a player's decryption).
-    const buf = Buffer.allocUnsafe((count - 1) * stride + lastLen);
+    // no need to zero the buffer first: that was 6 % of a player's decryption). Its own memory, never
+    // Node's shared pool, so a view's buffer holds nothing of any other allocation.
+    const buf = Buffer.allocUnsafeSlow((count - 1) * stride + lastLen);
     const bytesRead = await this.withContent(r.orderId, false, (fd) =>
       fsCall<number>((cb) => read(fd, buf, 0, buf.length, first * stride, cb)),
     );
