@@ -174,12 +174,15 @@ export class TerminalCore {
     }
   }
 
-  stop(): void {
+  /** Stops connecting and timing; settles once storage has finished what it was writing and closed. */
+  stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.pairingTimer);
     for (const t of this.expiryTimers.values()) clearTimeout(t);
     for (const l of this.links.values()) l.ws?.close();
-    this.guard(this.opts.storage.close?.());
+    const closed = this.opts.storage.close?.() ?? Promise.resolve();
+    this.guard(closed);
+    return closed.catch(() => undefined);
   }
 
   /** Time as the terminal trusts it, or the reason it cannot. */

@@ -103,7 +103,7 @@ async function main(argv: string[]): Promise<number | undefined> {
       process.once('SIGINT', resolve);
       process.once('SIGTERM', resolve);
     });
-    core.stop();
+    await core.stop();
     return 0;
   }
   if (command === 'list') {

@@ -83,6 +83,20 @@ export class FileStorage implements TerminalStorage {
    * other writes' syncs keep busy, so never on the event loop).
    */
   private readonly madeDirs = new Set<string>();
+  /**
+   * Files being made or replaced right now. `close` waits for them: a terminal that stopped must not
+   * make a file afterwards (a folder being deleted then would not be empty).
+   */
+  private readonly making = new Set<Promise<unknown>>();
+  private track<T>(p: Promise<T>): Promise<T> {
+    this.making.add(p);
+    const forget = () => this.making.delete(p);
+    p.then(forget, forget);
+    return p;
+  }
+  private replace(file: string, text: string | Uint8Array, durable = true, dir?: string) {
+    return this.track(writeAtomic(file, text, durable, dir));
+  }
   private rentalFolder(orderId: string): { dir: string; make?: string } {
     const dir = this.rentalDir(orderId);
     return this.madeDirs.has(dir) ? { dir } : { dir, make: dir };
@@ -99,7 +113,7 @@ export class FileStorage implements TerminalStorage {
     return j && { signPublicKey: fromB64(j.signPublicKey), signSecretKey: fromB64(j.signSecretKey) };
   }
   async saveIdentity(id: Identity) {
-    await writeAtomic(
+    await this.replace(
       join(this.dir, 'identity.json'),
       JSON.stringify({ signPublicKey: toB64(id.signPublicKey), signSecretKey: toB64(id.signSecretKey) }),
     );
@@ -110,7 +124,7 @@ export class FileStorage implements TerminalStorage {
     );
   }
   async saveState(state: TerminalState) {
-    await writeAtomic(join(this.dir, 'state.json'), JSON.stringify(state));
+    await this.replace(join(this.dir, 'state.json'), JSON.stringify(state));
   }
 
   async rentals() {
@@ -141,7 +155,7 @@ export class FileStorage implements TerminalStorage {
       return;
     }
     const { dir, make } = this.rentalFolder(r.orderId);
-    await writeAtomic(join(dir, 'rental.json'), JSON.stringify(r), opts.durable ?? true, make);
+    await this.replace(join(dir, 'rental.json'), JSON.stringify(r), opts.durable ?? true, make);
     this.folderMade(dir);
     this.unsynced.delete(r.orderId);
   }
@@ -164,7 +178,7 @@ export class FileStorage implements TerminalStorage {
       const file = join(dir, 'content.enc');
       if (!create && !existsSync(file)) return undefined;
       // Read and write, made if missing, never truncated: one call whether or not it exists.
-      const fd = await openReadWrite(file, create ? make : undefined);
+      const fd = await this.track(openReadWrite(file, create ? make : undefined));
       if (create) this.folderMade(dir);
       h = this.handles.get(orderId); // opened meanwhile by another call: keep one
       if (h) await fsCall((cb) => close(fd, cb));
@@ -204,7 +218,7 @@ export class FileStorage implements TerminalStorage {
   private updateImpressions(change: (all: PendingImpression[]) => PendingImpression[]): Promise<void> {
     const op = this.impressionOps.then(async () => {
       const all = await this.pendingImpressions();
-      await writeAtomic(this.impressionsFile(), JSON.stringify(change(all).slice(-1000)));
+      await this.replace(this.impressionsFile(), JSON.stringify(change(all).slice(-1000)));
     });
     this.impressionOps = op.catch(() => undefined);
     return op;
@@ -219,6 +233,9 @@ export class FileStorage implements TerminalStorage {
   }
 
   async close() {
+    // What was started before, and what those started in turn (a few rounds: no livelock).
+    for (let round = 0; round < 10 && this.making.size > 0; round++)
+      await Promise.allSettled([...this.making]);
     for (const id of [...this.handles.keys()]) await this.release(id);
   }
 
@@ -275,7 +292,7 @@ export class FileStorage implements TerminalStorage {
   }
   async putLicence(orderId: string, licence: SignedEnvelope) {
     const { dir, make } = this.rentalFolder(orderId);
-    await writeAtomic(join(dir, 'licence.json'), JSON.stringify(licence), true, make);
+    await this.replace(join(dir, 'licence.json'), JSON.stringify(licence), true, make);
     this.folderMade(dir);
   }
   async preroll(orderId: string): Promise<StoredPreroll | undefined> {
@@ -292,8 +309,8 @@ export class FileStorage implements TerminalStorage {
   async putPreroll(orderId: string, p: StoredPreroll) {
     const { dir, make } = this.rentalFolder(orderId);
     // The creative first: preroll.json names a pre-roll only once its bytes are in place.
-    if (!p.played) await writeAtomic(join(dir, 'preroll.bin'), p.creative, true, make);
-    await writeAtomic(
+    if (!p.played) await this.replace(join(dir, 'preroll.bin'), p.creative, true, make);
+    await this.replace(
       join(dir, 'preroll.json'),
       JSON.stringify({ envelope: p.envelope, played: p.played }),
       true,

@@ -83,3 +83,21 @@ test('the file worker replaces a file whole in a folder it makes, opens content,
   await replaceFile(join(folder, 'licence.json'), '{"v":1}', true);
   assert.equal(readFileSync(join(folder, 'licence.json'), 'utf8'), '{"v":1}');
 });
+
+test('close waits for the files being written, so a stopped terminal leaves nothing half-made behind', async () => {
+  const dir = tempDir('rd-fs-');
+  const s = new FileStorage(dir);
+  const orderId = '3f2b8a8e-5a7d-4a51-9a51-0f4c2b1f6a12';
+  const writes = Promise.all(
+    Array.from({ length: 20 }, (_, i) => s.saveState({ highWater: i, serverPublicKey: null })),
+  );
+  const licence = s.putLicence(orderId, { data: '{}', sig: 'x' });
+  await s.close(); // asked for at once, before any of the writes is done
+  assert.deepEqual(
+    readdirSync(join(dir, 'rentals', orderId)),
+    ['licence.json'],
+    'the licence is in place, in the folder made for it, with no temporary file',
+  );
+  assert.equal(JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')).highWater, 19);
+  await Promise.all([writes, licence]);
+});
