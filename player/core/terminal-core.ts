@@ -257,10 +257,15 @@ export class TerminalCore {
     // Read a block of chunks ahead while this one is decrypted and consumed: storage and CPU overlap,
     // and one read serves many chunks.
     const storage = this.opts.storage;
+    // Two block buffers, lent to storage in turn: one is read into while the other's chunks are
+    // decrypted (their plaintext is new memory), so a title costs two buffers, not one per block.
+    const blockBytes = Math.min(READ_BLOCK_CHUNKS, r.totalChunks) * cipherChunkLength(r.chunkSize);
+    const lent = [0, 1].map(() => new Uint8Array(blockBytes));
+    let reads = 0;
     const read = (first: number) => {
       const count = Math.min(READ_BLOCK_CHUNKS, r.totalChunks - first);
       const p = storage.readChunks
-        ? storage.readChunks(r, first, count)
+        ? storage.readChunks(r, first, count, lent[reads++ % 2])
         : storage.readChunk(r, first).then((c) => (c ? [c] : []));
       p.catch(() => undefined); // if the loop stops early, an unread block's failure does not matter
       return p;

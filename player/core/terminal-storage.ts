@@ -62,8 +62,12 @@ export interface TerminalStorage {
   /** Store consecutive chunks from `first` in one go (optional: the core falls back to writeChunk). */
   writeChunks?(rental: StoredRental, first: number, ciphers: Uint8Array[]): Promise<void>;
   readChunk(rental: StoredRental, index: number): Promise<Uint8Array | undefined>;
-  /** Chunks first..first+count-1 in one go, stopping at the first missing one (optional). */
-  readChunks?(rental: StoredRental, first: number, count: number): Promise<Uint8Array[]>;
+  /**
+   * Chunks first..first+count-1 in one go, stopping at the first missing one (optional). The chunks
+   * may be views of `into` when it is given and big enough: the caller is done with them before it
+   * passes the same buffer again.
+   */
+  readChunks?(rental: StoredRental, first: number, count: number, into?: Uint8Array): Promise<Uint8Array[]>;
   /** Make written chunks durable before they are reported as stored. */
   flush(orderId: string): Promise<void>;
 

@@ -264,14 +264,15 @@ export class FileStorage implements TerminalStorage {
     );
     return bytesRead === len ? buf : undefined;
   }
-  async readChunks(r: StoredRental, first: number, count: number) {
+  async readChunks(r: StoredRental, first: number, count: number, into?: Uint8Array) {
     const stride = cipherChunkLength(r.chunkSize);
     const last = first + count - 1;
     const lastLen = cipherChunkLength(plainChunkLength(r.size, r.chunkSize, last));
+    const bytes = (count - 1) * stride + lastLen;
     // One read for the whole run of chunks; each chunk is a view of it, and only of bytes read (so
-    // no need to zero the buffer first: that was 6 % of a player's decryption). Its own memory, never
-    // Node's shared pool, so a view's buffer holds nothing of any other allocation.
-    const buf = Buffer.allocUnsafeSlow((count - 1) * stride + lastLen);
+    // no need to zero the buffer first: that was 6 % of a player's decryption). The caller's buffer
+    // if it lends one (no new memory per block), else memory of its own, never Node's shared pool.
+    const buf = into && into.length >= bytes ? into.subarray(0, bytes) : Buffer.allocUnsafeSlow(bytes);
     const bytesRead = await this.withContent(r.orderId, false, (fd) =>
       fsCall<number>((cb) => read(fd, buf, 0, buf.length, first * stride, cb)),
     );
