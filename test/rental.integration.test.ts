@@ -112,7 +112,8 @@ test('a title of many read-ahead blocks arrives byte for byte', async () => {
   const server = await testServer();
   const { c, t } = await linkedPair(server);
   // 5 MiB and a bit, pseudo-random: 81 chunks, eleven blocks of eight, so the server's read
-  // buffers are reused many times over, and the last chunk and block are short.
+  // buffers are reused many times over, and the last chunk and block are short. Decrypting it reads
+  // six blocks of sixteen into the player's two lent buffers in turn, the last one short too.
   const bytes = randomBytes(5 * 1024 * 1024 + 1234);
   bytes.writeUInt32BE(0x1a45dfa3, 0); // a WebM magic number; delivery never looks further
   const file = join(t.dir, '..', 'many-blocks.webm');
