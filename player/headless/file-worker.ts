@@ -79,7 +79,10 @@ function failAll(err: Error) {
 
 function theWorker(): Worker {
   if (worker) return worker;
-  const w = new Worker(WORKER_SOURCE, { eval: true });
+  // The descriptors it opens are the event loop's to use and close: a worker that tracked them
+  // (Node's default) would warn when a number comes round again and close them all if it stopped.
+  // No flags of the process (a loader, --input-type=module): its code is plain CommonJS.
+  const w = new Worker(WORKER_SOURCE, { eval: true, trackUnmanagedFds: false, execArgv: [] });
   w.on('message', (replies: Reply[]) => {
     for (const m of replies) {
       const p = waiting.get(m.id);

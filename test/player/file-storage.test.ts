@@ -1,5 +1,6 @@
 /** The headless terminal's folder storage under concurrent writers. */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { closeSync, readdirSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, test } from 'node:test';
@@ -100,4 +101,21 @@ test('close waits for the files being written, so a stopped terminal leaves noth
   );
   assert.equal(JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')).highWater, 19);
   await Promise.all([writes, licence]);
+});
+
+test('descriptors the file worker opens are the event loop’s: closed here and opened again without a warning', () => {
+  // Run apart: a warning raised in the worker goes to the process's standard error, not to 'warning'.
+  const dir = tempDir('rd-fw-');
+  const worker = new URL('../../player/headless/file-worker.ts', import.meta.url).href;
+  const script = `import { closeSync } from 'node:fs';
+    const { openReadWrite } = await import(${JSON.stringify(worker)});
+    for (let i = 0; i < 20; i++) closeSync(await openReadWrite(${JSON.stringify(dir)} + '/f' + (i % 2)));
+    console.log('done');`;
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  assert.equal(r.stdout.trim(), 'done', r.stderr);
+  // A worker that tracks them warns "opened in unmanaged mode twice" (and would close them if it stopped).
+  assert.doesNotMatch(r.stderr, /unmanaged mode/);
 });
