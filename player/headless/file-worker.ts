@@ -38,9 +38,6 @@ const ops = {
     if (dir) fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     return fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
   },
-  close({ fd }) {
-    fs.closeSync(fd);
-  },
 };
 parentPort.on('message', (batch) => {
   const replies = [];
@@ -57,8 +54,7 @@ parentPort.on('message', (batch) => {
 
 type Op =
   | { op: 'replace'; dir?: string; file: string; data: string | Uint8Array; durable: boolean }
-  | { op: 'open'; dir?: string; file: string }
-  | { op: 'close'; fd: number };
+  | { op: 'open'; dir?: string; file: string };
 
 interface Reply {
   id: number;
@@ -134,5 +130,3 @@ export const replaceFile = (file: string, data: string | Uint8Array, durable: bo
 
 /** Open `file` to read and write, made if missing, never truncated; `dir` made first if given. */
 export const openReadWrite = (file: string, dir?: string) => call<number>({ op: 'open', file, dir });
-
-export const closeFile = (fd: number) => call<void>({ op: 'close', fd });
