@@ -156,7 +156,7 @@ function rawWasm(bytes: number) {
  * The raw limit of the terminal's disk, measured in its folder: `bytes` written as the terminal
  * writes a title (1 MiB writes, an fdatasync every 4 MiB), then deleted. The single-delivery
  * terminal keeps its title on this disk, so a delivery can go no faster than this, whatever the
- * cipher's rate; on this machine's disk it has been anywhere from 0.5 to 2.3 GB/s.
+ * cipher's rate; this project's VMs have measured anywhere from 0.3 to 2.3 GB/s.
  */
 function rawDisk(dir: string, bytes: number): number {
   mkdirSync(dir, { recursive: true });
