@@ -1,6 +1,7 @@
 /** Shared pieces of the benchmarks: a server child process, a terminal farm child, titles, RSS, percentiles. */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { WebSocket } from 'ws';
@@ -22,16 +23,20 @@ export function rssMb(pid: number): number {
  * (the event loop, whose busy share decides how long messages wait).
  */
 export function cpuSeconds(pid: number, mainThread = false): number {
-  // Fields 14 and 15 of /proc/PID/stat, after the command name in parentheses.
-  const stat = readFileSync(mainThread ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // Fields 14 and 15 of /proc/PID/stat.
+  const fields = statFields(mainThread ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`);
   return (Number(fields[11]) + Number(fields[12])) / 100; // clock ticks; 100 per second on Linux
 }
 
 /** Minor page faults of a process so far (field 10 of /proc/PID/stat): costly on a paravirtualised VM. */
 export function minorFaults(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[7]);
+  return Number(statFields(`/proc/${pid}/stat`)[7]);
+}
+
+/** The fields of a stat file from the third on: those after the command name in parentheses. */
+function statFields(file: string): string[] {
+  const stat = readFileSync(file, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
 }
 
 /** Minor page faults per unit of work since this call: `faultMeter(pid)(units)`. */
@@ -229,7 +234,6 @@ export async function rawLoopback(bytes: number, frameBytes: number): Promise<nu
       sink.stdout?.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
       sink.once('exit', () => reject(new Error('the loopback sink exited')));
     });
-    const { connect } = await import('node:net');
     const socket = connect(port, '127.0.0.1');
     await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
     const frames = Array.from({ length: 64 }, () => Buffer.alloc(frameBytes, 7));

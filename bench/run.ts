@@ -67,6 +67,9 @@ const work = mkdtempSync(join(tmpdir(), 'rental-bench-'));
 const devices = existsSync('/dev/shm') ? mkdtempSync(join('/dev/shm', 'rental-bench-terminals-')) : work;
 const farmDir = (name: string) => join(devices, name);
 
+/** The median of three passes of a measure: this machine's speed drifts between passes. */
+const threePasses = (pass: () => number) => median([pass(), pass(), pass()]).value;
+
 /**
  * The raw limit of the cipher: secretstream push into reused buffers (the server's frames come from
  * a pool, so it allocates none either), after a warm-up, the median of three passes. Pushing into a
@@ -100,7 +103,7 @@ function rawNative(bytes: number) {
   };
   push(kept); // warm-up
   const third = Math.floor(bytes / CHUNK / 3);
-  const pushed = median([push(third), push(third), push(third)]);
+  const pushed = threePasses(() => push(third));
   // The pull measure decrypts one stream of `kept` chunks, pushed afresh, three times over.
   push(kept);
   const out = Buffer.alloc(CHUNK);
@@ -112,7 +115,7 @@ function rawNative(bytes: number) {
     return (kept * CHUNK) / MiB / ((performance.now() - t) / 1000);
   };
   pull(); // warm-up
-  return { push: pushed.value, pull: median([pull(), pull(), pull()]).value };
+  return { push: pushed, pull: threePasses(pull) };
 }
 
 /** libsodium-wrappers returns a new array per chunk: that is its API, and the player's cost too. */
@@ -141,7 +144,7 @@ function rawWasm(bytes: number) {
   };
   push(64); // warm-up
   const third = Math.floor(bytes / CHUNK / 3);
-  const pushed = median([push(third), push(third), push(third)]);
+  const pushed = threePasses(() => push(third));
   const pull = () => {
     const pullState = sodium.crypto_secretstream_xchacha20poly1305_init_pull(header, key);
     const t = performance.now();
@@ -149,7 +152,7 @@ function rawWasm(bytes: number) {
     return (chunks.length * CHUNK) / MiB / ((performance.now() - t) / 1000);
   };
   pull(); // warm-up
-  return { push: pushed.value, pull: median([pull(), pull(), pull()]).value };
+  return { push: pushed, pull: threePasses(pull) };
 }
 
 /**

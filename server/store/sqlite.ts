@@ -637,6 +637,9 @@ export class SqliteRepository implements Repository {
   }
 
   async licenceOf(orderId: string) {
+    return this.storedLicence(orderId);
+  }
+  private storedLicence(orderId: string) {
     const r = this.get('SELECT data, sig FROM licences WHERE order_id = ?', orderId);
     return r && { data: r.data as string, sig: r.sig as string };
   }
@@ -651,10 +654,7 @@ export class SqliteRepository implements Repository {
         issuedAt,
       ).changes;
       // Read back only when another handle stored one first (then it is the one to send).
-      if (inserted === 0) {
-        const r = this.get('SELECT data, sig FROM licences WHERE order_id = ?', orderId);
-        if (r) stored = { data: r.data as string, sig: r.sig as string };
-      }
+      if (inserted === 0) stored = this.storedLicence(orderId) ?? licence;
     });
     return stored;
   }
