@@ -6,8 +6,15 @@ export const LIMITS = {
   chunkSize: 64 * 1024,
   /** Chunks in flight to one terminal before we wait for its progress report (back-pressure). */
   deliveryWindowChunks: 512,
-  /** Pause sending when the socket buffers more than this. */
-  maxSocketBufferedBytes: 4 * 1024 * 1024,
+  /** Pause sending when the socket buffers more than this (the kernel's own buffer is behind it). */
+  maxSocketBufferedBytes: 1024 * 1024,
+  /**
+   * A terminal stops reading its connection while more than this has arrived and is not yet written
+   * (TCP then holds the server back), and reads again below the second figure. Node terminals only:
+   * a browser's WebSocket cannot pause, so there the delivery window is the bound.
+   */
+  terminalUnwrittenPauseBytes: 2 * 1024 * 1024,
+  terminalUnwrittenResumeBytes: 512 * 1024,
   /** Control messages per connection per second (token bucket refill) and burst. */
   messagesPerSecond: 50,
   messageBurst: 200,

@@ -18,6 +18,9 @@ export interface SocketLike {
   binaryType: string;
   send(data: string | Uint8Array): void;
   close(code?: number, reason?: string): void;
+  /** Stop and restart reading (Node's ws has them; a browser's WebSocket does not, and never pauses). */
+  pause?(): void;
+  resume?(): void;
   addEventListener(
     type: 'open' | 'close' | 'error' | 'message',
     listener: (ev: { data?: unknown }) => void,

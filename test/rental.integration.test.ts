@@ -7,11 +7,24 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, test } from 'node:test';
+import { WebSocket } from 'ws';
 import type { TerminalError } from '../player/core/terminal-core.ts';
 import type { StoredRental } from '../player/core/terminal-storage.ts';
 import { FileStorage } from '../player/headless/file-storage.ts';
 import type { RentalError } from '../shared/errors.ts';
-import { cleanup, collect, customer, linkedPair, rentNow, sleep, terminal, testServer } from './harness.ts';
+import { LIMITS } from '../shared/limits.ts';
+import type { SocketLike } from '../shared/rental-client.ts';
+import {
+  cleanup,
+  collect,
+  customer,
+  linkedPair,
+  rentNow,
+  sleep,
+  tempDir,
+  terminal,
+  testServer,
+} from './harness.ts';
 
 afterEach(cleanup);
 
@@ -108,21 +121,22 @@ test('delivery start in the future: nothing is delivered early', async () => {
   await t.log.waitFor('licence');
 });
 
-test('a title of many read-ahead blocks arrives byte for byte', async () => {
-  const server = await testServer();
-  const { c, t } = await linkedPair(server);
-  // 5 MiB and a bit, pseudo-random: 81 chunks, eleven blocks of eight, so the server's read
-  // buffers are reused many times over, and the last chunk and block are short. Decrypting it reads
-  // six blocks of sixteen into the player's two lent buffers in turn, the last one short too.
-  const bytes = randomBytes(5 * 1024 * 1024 + 1234);
-  bytes.writeUInt32BE(0x1a45dfa3, 0); // a WebM magic number; delivery never looks further
-  const file = join(t.dir, '..', 'many-blocks.webm');
+/** Ingest `size` pseudo-random bytes (a WebM magic number first) as item `itemNumber`; returns them. */
+async function ingestRandom(
+  server: Awaited<ReturnType<typeof testServer>>,
+  dir: string,
+  itemNumber: number,
+  size: number,
+) {
+  const bytes = randomBytes(size);
+  bytes.writeUInt32BE(0x1a45dfa3, 0); // delivery never looks further
+  const file = join(dir, '..', `random-${itemNumber}.webm`);
   writeFileSync(file, bytes);
   await server.media.ingest(
     file,
     {
-      itemNumber: 777,
-      title: 'Many Blocks',
+      itemNumber,
+      title: `Random ${itemNumber}`,
       genre: 'Test',
       priceCents: 0,
       durationSeconds: 1,
@@ -131,8 +145,72 @@ test('a title of many read-ahead blocks arrives byte for byte', async () => {
     undefined,
     false,
   );
+  return bytes;
+}
+
+test('a title of many read-ahead blocks arrives byte for byte', async () => {
+  const server = await testServer();
+  const { c, t } = await linkedPair(server);
+  // 5 MiB and a bit, pseudo-random: 81 chunks, eleven blocks of eight, so the server's read
+  // buffers are reused many times over, and the last chunk and block are short. Decrypting it reads
+  // six blocks of sixteen into the player's two lent buffers in turn, the last one short too.
+  const bytes = await ingestRandom(server, t.dir, 777, 5 * 1024 * 1024 + 1234);
   const order = await rentNow(c, t.core.terminalId, 777, 60);
   await t.log.waitFor('stored', (e) => e.orderId === order.orderId);
+  await t.log.waitFor('licence', (e) => e.orderId === order.orderId);
+  assert.equal(sha(await collect(t.core, order.orderId)), sha(bytes));
+});
+
+test("a disk slower than the network holds the server back instead of filling the terminal's memory", async () => {
+  const server = await testServer();
+  // Storage that takes 25 ms per write, counting what it has written; a socket that counts what
+  // has arrived and whether the core paused it. 12 MiB fits the server's window (32 MiB) whole, so
+  // without back-pressure nearly all of it would wait in the terminal's memory.
+  let arrived = 0;
+  let written = 0;
+  let mostUnwritten = 0;
+  let pauses = 0;
+  const dir = tempDir('rd-slow-disk-');
+  const storage = new FileStorage(dir);
+  const writeChunks = storage.writeChunks.bind(storage);
+  storage.writeChunks = async (r, first, ciphers) => {
+    await sleep(25);
+    await writeChunks(r, first, ciphers);
+    for (const c of ciphers) written += c.length;
+  };
+  const writeChunk = storage.writeChunk.bind(storage);
+  storage.writeChunk = async (r, index, cipher) => {
+    await sleep(25);
+    await writeChunk(r, index, cipher);
+    written += cipher.length;
+  };
+  const { c, t } = await linkedPair(server, {
+    dir,
+    storage,
+    socketFactory: (url) => {
+      const ws = new WebSocket(url);
+      ws.on('message', (data: ArrayBuffer, isBinary: boolean) => {
+        if (!isBinary) return;
+        arrived += data.byteLength; // an ArrayBuffer: the core asks for that binaryType
+        mostUnwritten = Math.max(mostUnwritten, arrived - written);
+      });
+      const pause = ws.pause.bind(ws);
+      ws.pause = () => {
+        pauses++;
+        pause();
+      };
+      return ws as unknown as SocketLike;
+    },
+  });
+  const bytes = await ingestRandom(server, dir, 778, 12 * 1024 * 1024);
+  const order = await rentNow(c, t.core.terminalId, 778, 60);
+  await t.log.waitFor('stored', (e) => e.orderId === order.orderId, 30_000);
+  // The bound, plus what one socket read already held when the pause came (frames are 64 KiB).
+  assert.ok(
+    mostUnwritten <= LIMITS.terminalUnwrittenPauseBytes + 1024 * 1024,
+    `at most ${mostUnwritten} bytes waited unwritten`,
+  );
+  assert.ok(pauses > 0, 'the terminal paused its connection');
   await t.log.waitFor('licence', (e) => e.orderId === order.orderId);
   assert.equal(sha(await collect(t.core, order.orderId)), sha(bytes));
 });

@@ -20,6 +20,7 @@ import {
 } from '../../shared/crypto.ts';
 import { RentalError } from '../../shared/errors.ts';
 import { type Licence, unsealContentKey, verifyLicence } from '../../shared/licence.ts';
+import { LIMITS } from '../../shared/limits.ts';
 import { type Preroll, verifyPreroll } from '../../shared/preroll.ts';
 import {
   type DeliveryOffer,
@@ -104,6 +105,8 @@ interface Link {
   backoffMs: number;
   authId?: number;
   refreshId?: number;
+  /** Reading from the socket is paused: storage has too many received chunks still to write. */
+  paused?: boolean;
 }
 
 interface Download {
@@ -113,6 +116,8 @@ interface Download {
   chain: Promise<void>;
   /** Chunks received and not yet handed to storage: written together by the next batch. */
   incoming: { index: number; cipher: Uint8Array }[];
+  /** Bytes received and not yet written (incoming, and the batch being written). */
+  queued: number;
   sinceReport: number;
   lastReportAt: number;
   failed: boolean;
@@ -363,6 +368,7 @@ export class TerminalCore {
     const ws = this.opts.socketFactory(url);
     ws.binaryType = 'arraybuffer';
     link.ws = ws;
+    link.paused = false;
     ws.addEventListener('message', (ev) => {
       if (typeof ev.data === 'string') this.onText(link, ev.data);
       else if (ev.data instanceof ArrayBuffer) this.onChunk(link, new Uint8Array(ev.data));
@@ -569,6 +575,7 @@ export class TerminalCore {
       rental,
       chain: Promise.resolve(),
       incoming: [],
+      queued: 0,
       sinceReport: 0,
       lastReportAt: Date.now(),
       failed: false,
@@ -586,6 +593,11 @@ export class TerminalCore {
     if (!f || !d || d.link !== link || d.failed) return;
     // No copy: every message arrives in an ArrayBuffer of its own (a new one per message event).
     d.incoming.push({ index: f.index, cipher: f.cipher });
+    d.queued += f.cipher.length;
+    if (!link.paused && link.ws?.pause && this.queuedOn(link) > LIMITS.terminalUnwrittenPauseBytes) {
+      link.paused = true;
+      link.ws.pause();
+    }
     // Chunks that arrive while a write is under way go together in the next one (one writev, not one
     // write per chunk): the socket is drained as fast as the disk takes batches.
     if (d.incoming.length > 1) return;
@@ -593,6 +605,9 @@ export class TerminalCore {
       .then(() => (d.failed ? undefined : this.storeBatch(d)))
       .catch((err) => {
         d.failed = true;
+        d.incoming = []; // never written now: the memory goes, and the socket is read again
+        d.queued = 0;
+        this.resumeIfDrained(link);
         this.send(link, { type: 'delivery.reject', orderId: d.rental.orderId, reason: 'storage failed' });
         this.emit({ type: 'rejected', orderId: d.rental.orderId, reason: `storage failed: ${String(err)}` });
       });
@@ -609,7 +624,29 @@ export class TerminalCore {
     const most = this.opts.storage.writeChunks
       ? Math.max(1, Math.min(this.opts.progressEvery ?? 64, WRITE_BATCH_CHUNKS))
       : 1;
-    while (d.incoming.length && !d.failed) await this.storeSome(d, d.incoming.splice(0, most));
+    while (d.incoming.length && !d.failed) {
+      const arrived = d.incoming.splice(0, most);
+      await this.storeSome(d, arrived);
+      for (const c of arrived) d.queued -= c.cipher.length;
+      this.resumeIfDrained(d.link);
+    }
+  }
+
+  /**
+   * Bytes received on this connection that storage has not yet written. Reading pauses above a bound:
+   * without it a disk slower than the network filled memory with up to the server's whole window per
+   * delivery (32 MiB each), and every byte landed in memory new to the process.
+   */
+  private queuedOn(link: Link): number {
+    let bytes = 0;
+    for (const d of this.downloads.values()) if (d.link === link) bytes += d.queued;
+    return bytes;
+  }
+
+  private resumeIfDrained(link: Link): void {
+    if (!link.paused || this.queuedOn(link) >= LIMITS.terminalUnwrittenResumeBytes) return;
+    link.paused = false;
+    link.ws?.resume?.();
   }
 
   private async storeSome(d: Download, arrived: Download['incoming']): Promise<void> {
