@@ -46,3 +46,23 @@ test('the frame pool hands out only full-size frames it got back, and keeps a bo
   for (const f of [pool.take(100), pool.take(100), pool.take(100)]) pool.give(f);
   assert.equal(pool.idle, 2, 'at most max idle frames');
 });
+
+test('every chunk gets a header of its own, across header draws and interleaved orders', () => {
+  // The server draws chunk headers 512 at a time and caches the last order's frame head: 1,200
+  // chunks of two orders in turns of eight cross two draws and change order 150 times.
+  const key = newContentKey();
+  const orders = [crypto.randomUUID(), crypto.randomUUID()];
+  const plain = new Uint8Array(100).fill(3);
+  const seen = new Set<string>();
+  for (let n = 0; n < 1200; n++) {
+    const orderId = orders[Math.floor(n / 8) % 2] as string;
+    const index = n % 600;
+    const f = decodeChunkFrame(encryptChunkFrame(key, plain, orderId, index, 600));
+    assert.ok(f);
+    assert.equal(f.orderId, orderId);
+    assert.equal(f.index, index);
+    seen.add(Buffer.from(f.cipher.subarray(0, 24)).toString('hex'));
+    assert.deepEqual(decryptChunk(key, f.cipher, orderId, index, 600), plain);
+  }
+  assert.equal(seen.size, 1200, 'no header repeats');
+});
