@@ -9,12 +9,13 @@ export const LIMITS = {
   /** Pause sending when the socket buffers more than this (the kernel's own buffer is behind it). */
   maxSocketBufferedBytes: 1024 * 1024,
   /**
-   * A terminal stops reading its connection while more than this has arrived and is not yet written
-   * (TCP then holds the server back), and reads again below the second figure. Node terminals only:
-   * a browser's WebSocket cannot pause, so there the delivery window is the bound.
+   * Received and not yet written, across a terminal process: above the first figure the socket a
+   * chunk arrives on stops being read (TCP then holds the server back), and at the second every
+   * paused socket reads again (player/core/unwritten-budget.ts). Node terminals only: a browser's
+   * WebSocket cannot pause, so there the delivery window is the bound.
    */
-  terminalUnwrittenPauseBytes: 2 * 1024 * 1024,
-  terminalUnwrittenResumeBytes: 512 * 1024,
+  terminalUnwrittenPauseBytes: 8 * 1024 * 1024,
+  terminalUnwrittenResumeBytes: 2 * 1024 * 1024,
   /** Control messages per connection per second (token bucket refill) and burst. */
   messagesPerSecond: 50,
   messageBurst: 200,

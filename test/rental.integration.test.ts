@@ -10,6 +10,7 @@ import { afterEach, test } from 'node:test';
 import { WebSocket } from 'ws';
 import type { TerminalError } from '../player/core/terminal-core.ts';
 import type { StoredRental } from '../player/core/terminal-storage.ts';
+import { unwrittenBytes } from '../player/core/unwritten-budget.ts';
 import { FileStorage } from '../player/headless/file-storage.ts';
 import type { RentalError } from '../shared/errors.ts';
 import { LIMITS } from '../shared/limits.ts';
@@ -164,8 +165,8 @@ test('a title of many read-ahead blocks arrives byte for byte', async () => {
 test("a disk slower than the network holds the server back instead of filling the terminal's memory", async () => {
   const server = await testServer();
   // Storage that takes 25 ms per write, counting what it has written; a socket that counts what
-  // has arrived and whether the core paused it. 12 MiB fits the server's window (32 MiB) whole, so
-  // without back-pressure nearly all of it would wait in the terminal's memory.
+  // has arrived and whether the core paused it. 20 MiB fits the server's window (32 MiB) whole, so
+  // without back-pressure nearly all of it would wait in the terminal's memory (the bound is 8 MiB).
   let arrived = 0;
   let written = 0;
   let mostUnwritten = 0;
@@ -202,7 +203,7 @@ test("a disk slower than the network holds the server back instead of filling th
       return ws as unknown as SocketLike;
     },
   });
-  const bytes = await ingestRandom(server, dir, 778, 12 * 1024 * 1024);
+  const bytes = await ingestRandom(server, dir, 778, 20 * 1024 * 1024);
   const order = await rentNow(c, t.core.terminalId, 778, 60);
   await t.log.waitFor('stored', (e) => e.orderId === order.orderId, 30_000);
   // The bound, plus what one socket read already held when the pause came (frames are 64 KiB).
@@ -211,6 +212,7 @@ test("a disk slower than the network holds the server back instead of filling th
     `at most ${mostUnwritten} bytes waited unwritten`,
   );
   assert.ok(pauses > 0, 'the terminal paused its connection');
+  assert.equal(unwrittenBytes(), 0, 'everything that arrived left the budget once written');
   await t.log.waitFor('licence', (e) => e.orderId === order.orderId);
   assert.equal(sha(await collect(t.core, order.orderId)), sha(bytes));
 });
@@ -285,6 +287,8 @@ test('server restarted mid-delivery: the order survives and the transfer resumes
   const firstAfterRestart = written.lastIndexOf(8);
   assert.ok(written.indexOf(0) === written.lastIndexOf(0), 'chunk 0 was not sent twice');
   assert.ok(firstAfterRestart > 0);
+  // What waited behind the stalled write when the connection died left the budget with it.
+  assert.equal(unwrittenBytes(), 0);
   assert.equal(sha(await collect(t.core, order.orderId)), sha(await mediaOf(server, 102)));
   // The order placed before the restart is still there after it.
   const c2 = await customer(server, `x${Date.now()}@example.com`);

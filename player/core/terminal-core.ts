@@ -20,7 +20,6 @@ import {
 } from '../../shared/crypto.ts';
 import { RentalError } from '../../shared/errors.ts';
 import { type Licence, unsealContentKey, verifyLicence } from '../../shared/licence.ts';
-import { LIMITS } from '../../shared/limits.ts';
 import { type Preroll, verifyPreroll } from '../../shared/preroll.ts';
 import {
   type DeliveryOffer,
@@ -33,6 +32,7 @@ import {
 import type { SocketFactory, SocketLike } from '../../shared/rental-client.ts';
 import { type Clock, systemClock, TrustedClock, windowState } from '../../shared/rental-window.ts';
 import type { StoredRental, TerminalStorage } from './terminal-storage.ts';
+import { arrived, forget, released } from './unwritten-budget.ts';
 
 export const TERMINAL_ERROR_CODES = [
   'NOT_FOUND',
@@ -105,8 +105,6 @@ interface Link {
   backoffMs: number;
   authId?: number;
   refreshId?: number;
-  /** Reading from the socket is paused: storage has too many received chunks still to write. */
-  paused?: boolean;
 }
 
 interface Download {
@@ -116,7 +114,7 @@ interface Download {
   chain: Promise<void>;
   /** Chunks received and not yet handed to storage: written together by the next batch. */
   incoming: { index: number; cipher: Uint8Array }[];
-  /** Bytes received and not yet written (incoming, and the batch being written). */
+  /** Bytes received and not yet written (incoming, and the batch being written): see `written`. */
   queued: number;
   sinceReport: number;
   lastReportAt: number;
@@ -368,7 +366,6 @@ export class TerminalCore {
     const ws = this.opts.socketFactory(url);
     ws.binaryType = 'arraybuffer';
     link.ws = ws;
-    link.paused = false;
     ws.addEventListener('message', (ev) => {
       if (typeof ev.data === 'string') this.onText(link, ev.data);
       else if (ev.data instanceof ArrayBuffer) this.onChunk(link, new Uint8Array(ev.data));
@@ -378,8 +375,10 @@ export class TerminalCore {
       for (const [orderId, d] of this.downloads) {
         if (d.link !== link) continue;
         d.failed = true; // stop writing for a dead link; the next offer resumes from storage
+        this.dropUnwritten(d);
         this.downloads.delete(orderId);
       }
+      forget(ws);
       // Unanswered impression reports on this connection go again on the next one.
       if (link.primary) this.impressionRequests.clear();
       if (this.stopped) return;
@@ -594,10 +593,7 @@ export class TerminalCore {
     // No copy: every message arrives in an ArrayBuffer of its own (a new one per message event).
     d.incoming.push({ index: f.index, cipher: f.cipher });
     d.queued += f.cipher.length;
-    if (!link.paused && link.ws?.pause && this.queuedOn(link) > LIMITS.terminalUnwrittenPauseBytes) {
-      link.paused = true;
-      link.ws.pause();
-    }
+    arrived(link.ws, f.cipher.length);
     // Chunks that arrive while a write is under way go together in the next one (one writev, not one
     // write per chunk): the socket is drained as fast as the disk takes batches.
     if (d.incoming.length > 1) return;
@@ -605,9 +601,7 @@ export class TerminalCore {
       .then(() => (d.failed ? undefined : this.storeBatch(d)))
       .catch((err) => {
         d.failed = true;
-        d.incoming = []; // never written now: the memory goes, and the socket is read again
-        d.queued = 0;
-        this.resumeIfDrained(link);
+        this.dropUnwritten(d);
         this.send(link, { type: 'delivery.reject', orderId: d.rental.orderId, reason: 'storage failed' });
         this.emit({ type: 'rejected', orderId: d.rental.orderId, reason: `storage failed: ${String(err)}` });
       });
@@ -625,28 +619,29 @@ export class TerminalCore {
       ? Math.max(1, Math.min(this.opts.progressEvery ?? 64, WRITE_BATCH_CHUNKS))
       : 1;
     while (d.incoming.length && !d.failed) {
-      const arrived = d.incoming.splice(0, most);
-      await this.storeSome(d, arrived);
-      for (const c of arrived) d.queued -= c.cipher.length;
-      this.resumeIfDrained(d.link);
+      const batch = d.incoming.splice(0, most);
+      await this.storeSome(d, batch);
+      this.written(
+        d,
+        batch.reduce((n, c) => n + c.cipher.length, 0),
+      );
     }
   }
 
   /**
-   * Bytes received on this connection that storage has not yet written. Reading pauses above a bound:
-   * without it a disk slower than the network filled memory with up to the server's whole window per
-   * delivery (32 MiB each), and every byte landed in memory new to the process.
+   * Received bytes leave the process's unwritten budget (unwritten-budget.ts) once written, or all
+   * at once when the download stops. The budget bounds the memory a disk slower than the network
+   * can fill: without it, up to the server's whole window per delivery (32 MiB each), every byte in
+   * memory new to the process.
    */
-  private queuedOn(link: Link): number {
-    let bytes = 0;
-    for (const d of this.downloads.values()) if (d.link === link) bytes += d.queued;
-    return bytes;
+  private written(d: Download, bytes: number): void {
+    const n = Math.min(bytes, d.queued); // nothing twice: a dropped download has released it all
+    d.queued -= n;
+    released(n);
   }
-
-  private resumeIfDrained(link: Link): void {
-    if (!link.paused || this.queuedOn(link) >= LIMITS.terminalUnwrittenResumeBytes) return;
-    link.paused = false;
-    link.ws?.resume?.();
+  private dropUnwritten(d: Download): void {
+    d.incoming = [];
+    this.written(d, d.queued);
   }
 
   private async storeSome(d: Download, arrived: Download['incoming']): Promise<void> {
