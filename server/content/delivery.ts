@@ -63,6 +63,16 @@ const READ_AHEAD_CHUNKS = 8;
 const READ_AHEAD_BLOCKS = 4;
 /** Idle chunk frames kept for reuse across deliveries (8 MiB). */
 const IDLE_FRAMES = 128;
+/** Idle read-ahead blocks kept for reuse across deliveries (8 MiB). */
+const IDLE_BLOCKS = 16;
+/**
+ * Memory all running deliveries share for read-ahead blocks and frames waiting in their sockets'
+ * buffers. One delivery gets the most per-delivery bounds allow (four blocks ahead, 1 MiB in its
+ * socket); fifty get one block and a third of a MiB each, not 150 MB between them: the kernel's
+ * socket buffers carry them across their turns, and new memory costs a page fault per 4 KiB.
+ */
+const SHARED_BUFFER_BYTES = 32 * 1024 * 1024;
+const MIN_SOCKET_BYTES = 256 * 1024;
 /** A terminal that stays connected but stops reporting progress this long is treated as gone. */
 const STALL_TIMEOUT_MS = 60_000;
 const REPORT_EVERY_MS = 200;
@@ -88,6 +98,19 @@ export class ContentDelivery implements ContentDispatcher {
   private readonly pending = new Map<string, DeliveryInstruction>();
   private readonly sessions = new Map<string, Session>();
   private readonly frames = new FramePool(chunkFrameBytes(LIMITS.chunkSize), IDLE_FRAMES);
+  private readonly blocks = new FramePool(READ_AHEAD_CHUNKS * LIMITS.chunkSize, IDLE_BLOCKS);
+
+  /** A delivery's share of SHARED_BUFFER_BYTES: half for reading ahead, half for its socket. */
+  private share(): number {
+    return SHARED_BUFFER_BYTES / 2 / Math.max(1, this.sessions.size);
+  }
+  private readAheadDepth(): number {
+    const blocks = Math.floor(this.share() / (READ_AHEAD_CHUNKS * LIMITS.chunkSize));
+    return Math.max(1, Math.min(READ_AHEAD_BLOCKS, blocks));
+  }
+  private socketShare(): number {
+    return Math.max(MIN_SOCKET_BYTES, Math.min(LIMITS.maxSocketBufferedBytes, this.share()));
+  }
 
   constructor(
     private readonly hub: ConnectionHub,
@@ -224,28 +247,39 @@ export class ContentDelivery implements ContentDispatcher {
     }
     this.report({ orderId: instr.orderId, have: s.have, total, state: 'delivering' });
     const fh = await this.media.titles.open(item.mediaFile);
+    // Read ahead in blocks of chunks, the next blocks while this one is encrypted and sent: the file
+    // system and the CPU overlap. Block buffers come from a pool all deliveries share, and go back
+    // to it once the delivery ends and no read is still filling them.
+    const blockBytes = READ_AHEAD_CHUNKS * chunkSize;
+    const owned: Buffer[] = [];
+    const readBlock = (first: number, reuse?: Buffer): Promise<Buffer> => {
+      const start = first * chunkSize;
+      const bytes = Math.min(item.size, (first + READ_AHEAD_CHUNKS) * chunkSize) - start;
+      let full = reuse;
+      if (!full) {
+        full = this.blocks.take(blockBytes);
+        owned.push(full);
+      }
+      const p = fh.read(full.subarray(0, bytes), start).then((bytesRead) => {
+        if (bytesRead !== bytes)
+          throw new Error(`media file for item ${item.itemNumber} is shorter than catalogued`);
+        return full;
+      });
+      p.catch(() => undefined); // if the loop stops early, an unread block's failure does not matter
+      return p;
+    };
+    let blockStart = s.have;
+    let nextRead = blockStart; // first chunk of the next block to read
+    // The block being sent and the next few, already being read.
+    const ahead: Promise<Buffer>[] = [];
+    const readAhead = (reuse?: Buffer) => {
+      for (const depth = this.readAheadDepth(); ahead.length < depth && nextRead < total; reuse = undefined) {
+        ahead.push(readBlock(nextRead, reuse));
+        nextRead += READ_AHEAD_CHUNKS;
+      }
+    };
     try {
-      // Read ahead in blocks of chunks, the next blocks while this one is encrypted and sent: the
-      // file system and the CPU overlap, at a bounded cost (READ_AHEAD_BLOCKS blocks per delivery).
-      // A block's buffer is reused for a later block once its chunks are encrypted (encryption
-      // writes new frames), so a delivery holds READ_AHEAD_BLOCKS buffers, not one per block.
-      const readBlock = (first: number, reuse?: Buffer) => {
-        const start = first * chunkSize;
-        const bytes = Math.min(item.size, (first + READ_AHEAD_CHUNKS) * chunkSize) - start;
-        const buffer = reuse && reuse.length >= bytes ? reuse.subarray(0, bytes) : Buffer.allocUnsafe(bytes);
-        const p = fh.read(buffer, start).then((bytesRead) => {
-          if (bytesRead !== bytes)
-            throw new Error(`media file for item ${item.itemNumber} is shorter than catalogued`);
-          return buffer;
-        });
-        p.catch(() => undefined); // if the loop stops early, an unread block's failure does not matter
-        return p;
-      };
-      let blockStart = s.have;
-      // The block being sent and the next few, already being read.
-      const ahead: Promise<Buffer>[] = [];
-      for (let b = 0; b < READ_AHEAD_BLOCKS && blockStart + b * READ_AHEAD_CHUNKS < total; b++)
-        ahead.push(readBlock(blockStart + b * READ_AHEAD_CHUNKS));
+      readAhead();
       let lastSend: Promise<void> = Promise.resolve();
       const unsent: Promise<void>[] = []; // the last send of each block, oldest first
       let consumed: Buffer | undefined; // the block last encrypted, free for the next read
@@ -257,8 +291,7 @@ export class ContentDelivery implements ContentDispatcher {
         if (i >= blockStart + READ_AHEAD_CHUNKS) {
           blockStart += READ_AHEAD_CHUNKS;
           ahead.shift();
-          const after = blockStart + (READ_AHEAD_BLOCKS - 1) * READ_AHEAD_CHUNKS;
-          if (after < total) ahead.push(readBlock(after, consumed));
+          readAhead(consumed);
         }
         // This block's chunks (blocks start where the terminal's stored chunks end).
         const end = Math.min(total, blockStart + READ_AHEAD_CHUNKS);
@@ -266,7 +299,7 @@ export class ContentDelivery implements ContentDispatcher {
           await this.waitForProgress(s, instr);
         if (s.cancelled) break;
         const plainBlock = await (ahead[0] as Promise<Buffer>);
-        consumed = plainBlock;
+        consumed = plainBlock; // read again only after its chunks are encrypted (into new frames)
         const release = await this.turns.take();
         try {
           s.conn.batch(() => {
@@ -292,8 +325,8 @@ export class ContentDelivery implements ContentDispatcher {
         // not the newest, so the buffer is never drained empty before encryption resumes.
         unsent.push(lastSend);
         if (unsent.length > 64) unsent.shift(); // long settled: the socket took them
-        while (s.conn.ws.bufferedAmount > LIMITS.maxSocketBufferedBytes && unsent.length > 0)
-          await unsent.shift();
+        const socketBytes = this.socketShare();
+        while (s.conn.ws.bufferedAmount > socketBytes && unsent.length > 0) await unsent.shift();
         if (this.maxBytesPerSecond > 0) {
           const ahead = (sent / this.maxBytesPerSecond) * 1000 - (Date.now() - started);
           if (ahead > 0) await new Promise((r) => setTimeout(r, ahead));
@@ -302,6 +335,8 @@ export class ContentDelivery implements ContentDispatcher {
       await lastSend;
       while (!s.cancelled && s.have < total) await this.waitForProgress(s, instr);
     } finally {
+      await Promise.allSettled(ahead); // no read may still be filling a buffer given back
+      for (const b of owned) this.blocks.give(b);
       await fh.close();
     }
     if (s.cancelled) return;
