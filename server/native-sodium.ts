@@ -19,6 +19,7 @@ import {
 import type { Licence, LicenceFields } from '../shared/licence.ts';
 import { issueLicence } from '../shared/licence.ts';
 import { BoundedCache } from './bounded-cache.ts';
+import { fillRandom } from './random-pool.ts';
 
 export interface SodiumNative {
   crypto_secretstream_xchacha20poly1305_STATEBYTES: number;
@@ -42,7 +43,6 @@ export interface SodiumNative {
   crypto_secretbox_MACBYTES: number;
   crypto_secretbox_easy(c: Buffer, m: Buffer, n: Buffer, k: Buffer): void;
   crypto_secretbox_open_easy(m: Buffer, c: Buffer, n: Buffer, k: Buffer): boolean;
-  randombytes_buf(b: Buffer): void;
   crypto_sign_verify_detached(sig: Uint8Array, m: Uint8Array, pk: Uint8Array): boolean;
   crypto_box_seal_open(m: Uint8Array, c: Uint8Array, pk: Uint8Array, sk: Uint8Array): boolean;
 }
@@ -66,7 +66,7 @@ export function nativeContentKey(): Uint8Array {
   const sn = loadNative();
   if (!sn) return newContentKey();
   const key = Buffer.alloc(32);
-  sn.randombytes_buf(key);
+  fillRandom(key);
   return key;
 }
 
@@ -76,7 +76,7 @@ export function nativeSecretboxSeal(message: Uint8Array, key: Uint8Array): Uint8
   if (!sn) return secretboxSeal(message, key);
   const n = sn.crypto_secretbox_NONCEBYTES;
   const out = Buffer.allocUnsafe(n + sn.crypto_secretbox_MACBYTES + message.length);
-  sn.randombytes_buf(out.subarray(0, n));
+  fillRandom(out, 0, n);
   sn.crypto_secretbox_easy(out.subarray(n), buf(message), out.subarray(0, n), buf(key));
   return out;
 }

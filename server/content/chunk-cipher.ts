@@ -5,10 +5,10 @@
  * read once, encrypted once and sent without further copies. Falls back to the shared WASM code when
  * the native addon cannot load.
  */
-import { randomFillSync } from 'node:crypto';
 import { CHUNK_ABYTES, CHUNK_HEADER_BYTES, chunkAd, encryptChunk } from '../../shared/crypto.ts';
 import { CHUNK_FRAME_HEADER, encodeChunkFrame } from '../../shared/protocol.ts';
 import { loadNative } from '../native-sodium.ts';
+import { fillRandom } from '../random-pool.ts';
 
 export const usingNativeCrypto = () => loadNative() !== null;
 
@@ -44,23 +44,11 @@ export const chunkFrameBytes = (chunkSize: number) =>
 let state: Buffer | undefined;
 
 /**
- * Chunk headers (secretstream's random 24-byte nonces), drawn many at a time. init_push draws its
- * own from the kernel, one system call per 64 KiB chunk: 7 % of the server's event loop in a
- * delivery here. init_pull on a header drawn by us sets exactly the state init_push would have
- * (libsodium's two functions differ only in where the header comes from), and Node's CSPRNG fills
- * a batch without entering the kernel. Every header is used once.
+ * Chunk headers (secretstream's random 24-byte nonces) come from the server's random pool
+ * (random-pool.ts). init_push draws its own from the kernel, one system call per 64 KiB chunk: 7 %
+ * of the server's event loop in a delivery here. init_pull on a header drawn by us sets exactly the
+ * state init_push would have (libsodium's two functions differ only in where the header comes from).
  */
-const HEADERS_PER_DRAW = 512;
-const headers = Buffer.allocUnsafeSlow(HEADERS_PER_DRAW * CHUNK_HEADER_BYTES);
-let headersUsed = HEADERS_PER_DRAW;
-function drawHeader(into: Uint8Array): void {
-  if (headersUsed === HEADERS_PER_DRAW) {
-    randomFillSync(headers);
-    headersUsed = 0;
-  }
-  const at = headersUsed++ * CHUNK_HEADER_BYTES;
-  into.set(headers.subarray(at, at + CHUNK_HEADER_BYTES));
-}
 
 // The frame head (magic, version, order id) of the order last encrypted: deliveries send a block
 // of chunks per turn, so it is the same order seven times out of eight.
@@ -89,7 +77,7 @@ export function encryptChunkFrame(
   frame.writeUInt32BE(index, CHUNK_FRAME_HEADER - 4);
   state ??= Buffer.allocUnsafe(sn.crypto_secretstream_xchacha20poly1305_STATEBYTES);
   const header = frame.subarray(CHUNK_FRAME_HEADER, CHUNK_FRAME_HEADER + CHUNK_HEADER_BYTES);
-  drawHeader(header);
+  fillRandom(header);
   sn.crypto_secretstream_xchacha20poly1305_init_pull(
     state,
     header,

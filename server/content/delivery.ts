@@ -254,14 +254,15 @@ export class ContentDelivery implements ContentDispatcher {
     // Read ahead in blocks of chunks, the next blocks while this one is encrypted and sent: the file
     // system and the CPU overlap. Block buffers come from a pool all deliveries share, and go back
     // to it once the delivery ends and no read is still filling them.
-    const blockBytes = READ_AHEAD_CHUNKS * chunkSize;
     const owned: Buffer[] = [];
     const readBlock = (first: number, reuse?: Buffer): Promise<Buffer> => {
       const start = first * chunkSize;
       const bytes = Math.min(item.size, (first + READ_AHEAD_CHUNKS) * chunkSize) - start;
-      let full = reuse;
+      // A full block from the shared pool; a title's short last block (all of a small title) only
+      // the bytes it needs: a 512 KiB block per order of a 1 KiB title was 6 % of the server's time.
+      let full = reuse && reuse.length >= bytes ? reuse : undefined;
       if (!full) {
-        full = this.blocks.take(blockBytes);
+        full = this.blocks.take(bytes);
         owned.push(full);
       }
       const p = fh.read(full.subarray(0, bytes), start).then((bytesRead) => {

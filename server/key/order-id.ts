@@ -7,12 +7,12 @@
  * the id is the order's own creation time, which its customer sees anyway; 74 random bits leave it
  * unguessable, and every request checks ownership regardless.
  */
-import { randomFillSync } from 'node:crypto';
+import { fillRandom } from '../random-pool.ts';
 
 const bytes = Buffer.alloc(16);
 
 export function newOrderId(now = Date.now()): string {
-  randomFillSync(bytes, 6, 10);
+  fillRandom(bytes, 6, 10);
   bytes.writeUIntBE(now, 0, 6);
   bytes[6] = ((bytes[6] as number) & 0x0f) | 0x70; // version 7
   bytes[8] = ((bytes[8] as number) & 0x3f) | 0x80; // variant 10
