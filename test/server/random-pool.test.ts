@@ -10,7 +10,7 @@ test('the random pool hands out every byte once, across refills, and fills large
     into.fill(0);
     fillRandom(into, 3, 10);
     assert.equal(
-      into.readUInt16BE(0) + into[2] + into.readUInt16BE(13) + into[15],
+      into.readUInt16BE(0) + into.readUInt8(2) + into.readUInt16BE(13) + into.readUInt8(15),
       0,
       'outside the range untouched',
     );
