@@ -192,16 +192,9 @@ test('a title of many read-ahead blocks arrives byte for byte', async () => {
   assert.equal(sha(await collect(t.core, order.orderId)), sha(bytes));
 });
 
-test("a disk slower than the network holds the server back instead of filling the terminal's memory", async () => {
-  const server = await testServer();
-  // Storage that takes 25 ms per write, counting what it has written; a socket that counts what
-  // has arrived and whether the core paused it. 20 MiB fits the server's window (32 MiB) whole, so
-  // without back-pressure nearly all of it would wait in the terminal's memory (the bound is 8 MiB).
-  let arrived = 0;
+/** Folder storage that takes 25 ms per content write, and counts the bytes it has written. */
+function slowDisk(dir: string) {
   let written = 0;
-  let mostUnwritten = 0;
-  let pauses = 0;
-  const dir = tempDir('rd-slow-disk-');
   const storage = new FileStorage(dir);
   const writeChunks = storage.writeChunks.bind(storage);
   storage.writeChunks = async (r, first, ciphers) => {
@@ -215,6 +208,19 @@ test("a disk slower than the network holds the server back instead of filling th
     await writeChunk(r, index, cipher);
     written += cipher.length;
   };
+  return { storage, written: () => written };
+}
+
+test("a disk slower than the network holds the server back instead of filling the terminal's memory", async () => {
+  const server = await testServer();
+  // Storage that takes 25 ms per write, counting what it has written; a socket that counts what
+  // has arrived and whether the core paused it. 20 MiB fits the server's window (32 MiB) whole, so
+  // without back-pressure nearly all of it would wait in the terminal's memory (the bound is 8 MiB).
+  let arrived = 0;
+  let mostUnwritten = 0;
+  let pauses = 0;
+  const dir = tempDir('rd-slow-disk-');
+  const { storage, written } = slowDisk(dir);
   const { c, t } = await linkedPair(server, {
     dir,
     storage,
@@ -223,7 +229,7 @@ test("a disk slower than the network holds the server back instead of filling th
       ws.on('message', (data: ArrayBuffer, isBinary: boolean) => {
         if (!isBinary) return;
         arrived += data.byteLength; // an ArrayBuffer: the core asks for that binaryType
-        mostUnwritten = Math.max(mostUnwritten, arrived - written);
+        mostUnwritten = Math.max(mostUnwritten, arrived - written());
       });
       const pause = ws.pause.bind(ws);
       ws.pause = () => {
@@ -245,6 +251,22 @@ test("a disk slower than the network holds the server back instead of filling th
   assert.equal(unwrittenBytes(), 0, 'everything that arrived left the budget once written');
   await t.log.waitFor('licence', (e) => e.orderId === order.orderId);
   assert.equal(sha(await collect(t.core, order.orderId)), sha(bytes));
+});
+
+test('a sync that fails mid-delivery rejects it and gives back the memory of what still waited', async () => {
+  const server = await testServer();
+  const dir = tempDir('rd-bad-sync-');
+  const { storage } = slowDisk(dir);
+  storage.flush = async () => {
+    throw new Error('EIO: the disk went away');
+  };
+  const { c, t } = await linkedPair(server, { dir, storage });
+  await ingestRandom(server, dir, 779, 12 * 1024 * 1024);
+  const order = await rentNow(c, t.core.terminalId, 779, 60);
+  // The first progress report syncs after 64 chunks, while the slow writes leave more waiting.
+  await t.log.waitFor('rejected', (e) => e.orderId === order.orderId, 20_000);
+  await sleep(200); // the batch being written when the sync failed
+  assert.equal(unwrittenBytes(), 0);
 });
 
 test('a terminal offline at delivery time gets content and key when it comes back', async () => {

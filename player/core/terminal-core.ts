@@ -707,6 +707,7 @@ export class TerminalCore {
     })()
       .catch((err) => {
         d.failed = true;
+        this.dropUnwritten(d);
         this.send(d.link, { type: 'delivery.reject', orderId: r.orderId, reason: 'storage failed' });
         this.emit({ type: 'rejected', orderId: r.orderId, reason: `storage failed: ${String(err)}` });
       })
@@ -783,6 +784,11 @@ export class TerminalCore {
   private async expire(orderId: string): Promise<void> {
     clearTimeout(this.expiryTimers.get(orderId));
     this.expiryTimers.delete(orderId);
+    const d = this.downloads.get(orderId);
+    if (d) {
+      d.failed = true; // nothing more is written for an expired rental
+      this.dropUnwritten(d);
+    }
     this.downloads.delete(orderId);
     this.writeChains.delete(orderId);
     const r = await this.opts.storage.rental(orderId);
