@@ -156,11 +156,12 @@ test('a delivery the terminal accepted leaves no timer behind on the server', as
   // 1,000 orders/s, 30,000 of them and a full garbage collection every quarter second.
   const server = await testServer();
   const { c, t } = await linkedPair(server);
-  // Timers made from here on and not yet fired or cleared (unref'd ones included).
+  // Timers the delivery engine makes from here on and that are not yet fired or cleared (unref'd
+  // ones included; other parts, such as a PostgreSQL pool, keep timers of their own).
   const live = new Set<number>();
   const hook = createHook({
     init: (id, type) => {
-      if (type === 'Timeout') live.add(id);
+      if (type === 'Timeout' && new Error().stack?.includes('content/delivery.ts')) live.add(id);
     },
     destroy: (id) => {
       live.delete(id);
@@ -174,9 +175,9 @@ test('a delivery the terminal accepted leaves no timer behind on the server', as
     await t.log.waitFor('stored', (e) => e.orderId === order.orderId);
     await t.log.waitFor('licence', (e) => e.orderId === order.orderId);
   }
-  // The terminal keeps one expiry timer per rental (it shares this process); nothing else stays.
-  await sleep(50); // the last commit window's timer
-  assert.ok(live.size <= 10 + 3, `${live.size} timers left after 10 rentals`);
+  // The last progress report may still be on its way to the server (its wait has a timer).
+  for (const deadline = Date.now() + 2000; live.size > 0 && Date.now() < deadline; ) await sleep(20);
+  assert.equal(live.size, 0, `${live.size} delivery timers left after 10 rentals`);
 });
 
 test('a title of many read-ahead blocks arrives byte for byte', async () => {
