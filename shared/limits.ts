@@ -14,8 +14,8 @@ export const LIMITS = {
    * paused socket reads again (player/core/unwritten-budget.ts). Node terminals only: a browser's
    * WebSocket cannot pause, so there the delivery window is the bound.
    */
-  terminalUnwrittenPauseBytes: 8 * 1024 * 1024,
-  terminalUnwrittenResumeBytes: 2 * 1024 * 1024,
+  terminalUnwrittenPauseBytes: 16 * 1024 * 1024,
+  terminalUnwrittenResumeBytes: 4 * 1024 * 1024,
   /** Control messages per connection per second (token bucket refill) and burst. */
   messagesPerSecond: 50,
   messageBurst: 200,

@@ -215,8 +215,8 @@ function slowDisk(dir: string) {
 test("a disk slower than the network holds the server back instead of filling the terminal's memory", async () => {
   const server = await testServer();
   // Storage that takes 25 ms per write, counting what it has written; a socket that counts what
-  // has arrived and whether the core paused it. 20 MiB fits the server's window (32 MiB) whole, so
-  // without back-pressure nearly all of it would wait in the terminal's memory (the bound is 8 MiB).
+  // has arrived and whether the core paused it. 28 MiB fits the server's window (32 MiB) whole, so
+  // without back-pressure nearly all of it would wait in the terminal's memory (the bound is 16 MiB).
   let arrived = 0;
   let mostUnwritten = 0;
   let pauses = 0;
@@ -240,7 +240,7 @@ test("a disk slower than the network holds the server back instead of filling th
       return ws as unknown as SocketLike;
     },
   });
-  const bytes = await ingestRandom(server, dir, 778, 20 * 1024 * 1024);
+  const bytes = await ingestRandom(server, dir, 778, 28 * 1024 * 1024);
   const order = await rentNow(c, t.core.terminalId, 778, 60);
   await t.log.waitFor('stored', (e) => e.orderId === order.orderId, 30_000);
   // The bound, plus what one socket read already held when the pause came (frames are 64 KiB).
