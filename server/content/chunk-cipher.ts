@@ -43,13 +43,6 @@ export const chunkFrameBytes = (chunkSize: number) =>
 // The encryption state, reused by every chunk (each is encrypted at once, on this one thread).
 let state: Buffer | undefined;
 
-/**
- * Chunk headers (secretstream's random 24-byte nonces) come from the server's random pool
- * (random-pool.ts). init_push draws its own from the kernel, one system call per 64 KiB chunk: 7 %
- * of the server's event loop in a delivery here. init_pull on a header drawn by us sets exactly the
- * state init_push would have (libsodium's two functions differ only in where the header comes from).
- */
-
 // The frame head (magic, version, order id) of the order last encrypted: deliveries send a block
 // of chunks per turn, so it is the same order seven times out of eight.
 let headOrder = '';
@@ -77,6 +70,10 @@ export function encryptChunkFrame(
   frame.writeUInt32BE(index, CHUNK_FRAME_HEADER - 4);
   state ??= Buffer.allocUnsafe(sn.crypto_secretstream_xchacha20poly1305_STATEBYTES);
   const header = frame.subarray(CHUNK_FRAME_HEADER, CHUNK_FRAME_HEADER + CHUNK_HEADER_BYTES);
+  // The chunk's header (secretstream's random 24-byte nonce) comes from the server's random pool:
+  // init_push draws its own from the kernel, a system call per 64 KiB chunk (7 % of the server's
+  // event loop in a delivery here). init_pull on a header drawn by us sets exactly the state
+  // init_push would (libsodium's two functions differ only in where the header comes from).
   fillRandom(header);
   sn.crypto_secretstream_xchacha20poly1305_init_pull(
     state,
