@@ -127,13 +127,13 @@ test('delivery start in the future: nothing is delivered early', async () => {
 /** Ingest `size` pseudo-random bytes (a WebM magic number first) as item `itemNumber`; returns them. */
 async function ingestRandom(
   server: Awaited<ReturnType<typeof testServer>>,
-  dir: string,
   itemNumber: number,
   size: number,
 ) {
   const bytes = randomBytes(size);
   bytes.writeUInt32BE(0x1a45dfa3, 0); // delivery never looks further
-  const file = join(dir, '..', `random-${itemNumber}.webm`);
+  // From a folder of its own, removed after the test (the media store keeps its own copy).
+  const file = join(tempDir('rd-media-'), `random-${itemNumber}.webm`);
   writeFileSync(file, bytes);
   await server.media.ingest(
     file,
@@ -186,7 +186,7 @@ test('a title of many read-ahead blocks arrives byte for byte', async () => {
   // 5 MiB and a bit, pseudo-random: 81 chunks, eleven blocks of eight, so the server's read
   // buffers are reused many times over, and the last chunk and block are short. Decrypting it reads
   // six blocks of sixteen into the player's two lent buffers in turn, the last one short too.
-  const bytes = await ingestRandom(server, t.dir, 777, 5 * 1024 * 1024 + 1234);
+  const bytes = await ingestRandom(server, 777, 5 * 1024 * 1024 + 1234);
   const order = await rentNow(c, t.core.terminalId, 777, 60);
   await t.log.waitFor('stored', (e) => e.orderId === order.orderId);
   await t.log.waitFor('licence', (e) => e.orderId === order.orderId);
@@ -240,7 +240,7 @@ test("a disk slower than the network holds the server back instead of filling th
       return ws as unknown as SocketLike;
     },
   });
-  const bytes = await ingestRandom(server, dir, 778, 28 * 1024 * 1024);
+  const bytes = await ingestRandom(server, 778, 28 * 1024 * 1024);
   const order = await rentNow(c, t.core.terminalId, 778, 60);
   await t.log.waitFor('stored', (e) => e.orderId === order.orderId, 30_000);
   // The bound, plus what one socket read already held when the pause came (frames are 64 KiB).
@@ -262,7 +262,7 @@ test('a sync that fails mid-delivery rejects it and gives back the memory of wha
     throw new Error('EIO: the disk went away');
   };
   const { c, t } = await linkedPair(server, { dir, storage });
-  await ingestRandom(server, dir, 779, 12 * 1024 * 1024);
+  await ingestRandom(server, 779, 12 * 1024 * 1024);
   const order = await rentNow(c, t.core.terminalId, 779, 60);
   // The first progress report syncs after 64 chunks, while the slow writes leave more waiting.
   await t.log.waitFor('rejected', (e) => e.orderId === order.orderId, 20_000);
