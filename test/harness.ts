@@ -191,6 +191,11 @@ export function storeEnv(server: { databaseUrl?: string }): NodeJS.ProcessEnv {
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Wait until `check()` holds, or `timeoutMs` has passed (the assertion after it then says what is wrong). */
+export async function until(check: () => boolean, timeoutMs = 2000): Promise<void> {
+  for (const deadline = Date.now() + timeoutMs; !check() && Date.now() < deadline; ) await sleep(20);
+}
+
 /** A terminal speaking the protocol by hand, to send what a real terminal never would. */
 export async function rawTerminal(url: string, identity?: Identity) {
   const id = identity ?? generateIdentity();

@@ -27,6 +27,7 @@ import {
   tempDir,
   terminal,
   testServer,
+  until,
 } from './harness.ts';
 
 afterEach(cleanup);
@@ -176,7 +177,7 @@ test('a delivery the terminal accepted leaves no timer behind on the server', as
     await t.log.waitFor('licence', (e) => e.orderId === order.orderId);
   }
   // The last progress report may still be on its way to the server (its wait has a timer).
-  for (const deadline = Date.now() + 2000; live.size > 0 && Date.now() < deadline; ) await sleep(20);
+  await until(() => live.size === 0);
   assert.equal(live.size, 0, `${live.size} delivery timers left after 10 rentals`);
 });
 
@@ -266,7 +267,7 @@ test('a sync that fails mid-delivery rejects it and gives back the memory of wha
   const order = await rentNow(c, t.core.terminalId, 779, 60);
   // The first progress report syncs after 64 chunks, while the slow writes leave more waiting.
   await t.log.waitFor('rejected', (e) => e.orderId === order.orderId, 20_000);
-  await sleep(200); // the batch being written when the sync failed
+  await until(() => unwrittenBytes() === 0); // the batch being written when the sync failed
   assert.equal(unwrittenBytes(), 0);
 });
 

@@ -35,5 +35,5 @@ export function forget(ws: SocketLike): void {
   paused.delete(ws);
 }
 
-/** Bytes received and not yet written in this process (for tests and the benchmark). */
+/** Bytes received and not yet written in this process (for tests). */
 export const unwrittenBytes = (): number => bytes;

@@ -278,8 +278,10 @@ export class ContentDelivery implements ContentDispatcher {
     // The block being sent and the next few, already being read.
     const ahead: Promise<Buffer>[] = [];
     const readAhead = (reuse?: Buffer) => {
-      for (const depth = this.readAheadDepth(); ahead.length < depth && nextRead < total; reuse = undefined) {
+      const depth = this.readAheadDepth();
+      while (ahead.length < depth && nextRead < total) {
         ahead.push(readBlock(nextRead, reuse));
+        reuse = undefined; // a finished block's buffer serves one new read
         nextRead += READ_AHEAD_CHUNKS;
       }
     };
