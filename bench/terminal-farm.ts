@@ -9,13 +9,12 @@
 
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { WebSocket } from 'ws';
 import { TerminalCore } from '../player/core/terminal-core.ts';
 import { FileStorage } from '../player/headless/file-storage.ts';
 import { installNativeChecks } from '../player/headless/native-checks.ts';
+import { terminalSocket } from '../player/headless/terminal-socket.ts';
 import { intArg, parseCli, requireArg } from '../server/cli-args.ts';
 import { cryptoReady } from '../shared/crypto.ts';
-import type { SocketLike } from '../shared/rental-client.ts';
 
 const { values } = parseCli(process.argv.slice(2), {
   server: { type: 'string' },
@@ -49,7 +48,7 @@ for (let i = 0; i < count; i++) {
   const core: TerminalCore = new TerminalCore({
     serverUrl: server,
     storage,
-    socketFactory: (url) => new WebSocket(url) as unknown as SocketLike,
+    socketFactory: terminalSocket,
     kind: 'headless',
     name: `bench ${i}`,
     onEvent: (e) => {

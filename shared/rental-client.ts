@@ -21,6 +21,12 @@ export interface SocketLike {
   /** Stop and restart reading (Node's ws has them; a browser's WebSocket does not, and never pauses). */
   pause?(): void;
   resume?(): void;
+  /**
+   * Binary messages may arrive as Uint8Array views of buffers the socket uses again (the headless
+   * terminal's socket): the receiver hands each back through this once done with it, and keeps no
+   * view of it after. A browser's WebSocket gives each message an ArrayBuffer of its own.
+   */
+  recycle?(data: Uint8Array): void;
   addEventListener(
     type: 'open' | 'close' | 'error' | 'message',
     listener: (ev: { data?: unknown }) => void,

@@ -6,6 +6,7 @@ import { WebSocket } from 'ws';
 import { TerminalCore, type TerminalEvent, type TerminalOptions } from '../player/core/terminal-core.ts';
 import type { TerminalStorage } from '../player/core/terminal-storage.ts';
 import { FileStorage } from '../player/headless/file-storage.ts';
+import { terminalSocket } from '../player/headless/terminal-socket.ts';
 import { type RunningServer, type ServerOptions, startServer } from '../server/app.ts';
 import { setQuietLogs } from '../server/log.ts';
 import {
@@ -139,7 +140,7 @@ export async function terminal(
   const core = new TerminalCore({
     serverUrl: server.wsUrl,
     storage: opts.storage ?? new FileStorage(dir),
-    socketFactory: socket,
+    socketFactory: terminalSocket,
     kind: 'headless',
     name: 'Test terminal',
     ...opts,

@@ -8,14 +8,14 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, test } from 'node:test';
-import { WebSocket } from 'ws';
 import type { TerminalError } from '../player/core/terminal-core.ts';
 import type { StoredRental } from '../player/core/terminal-storage.ts';
 import { unwrittenBytes } from '../player/core/unwritten-budget.ts';
 import { FileStorage } from '../player/headless/file-storage.ts';
+import { messageBuffersOut } from '../player/headless/message-pool.ts';
+import { TerminalSocket } from '../player/headless/terminal-socket.ts';
 import type { RentalError } from '../shared/errors.ts';
 import { LIMITS } from '../shared/limits.ts';
-import type { SocketLike } from '../shared/rental-client.ts';
 import {
   cleanup,
   collect,
@@ -227,10 +227,11 @@ test("a disk slower than the network holds the server back instead of filling th
     dir,
     storage,
     socketFactory: (url) => {
-      const ws = new WebSocket(url);
-      ws.on('message', (data: ArrayBuffer, isBinary: boolean) => {
-        if (!isBinary) return;
-        arrived += data.byteLength; // an ArrayBuffer: the core asks for that binaryType
+      // The headless terminal's own socket; this listener comes before the core's.
+      const ws = new TerminalSocket(url);
+      ws.addEventListener('message', (ev) => {
+        if (typeof ev.data === 'string') return;
+        arrived += (ev.data as Uint8Array).length;
         mostUnwritten = Math.max(mostUnwritten, arrived - written());
       });
       const pause = ws.pause.bind(ws);
@@ -238,9 +239,10 @@ test("a disk slower than the network holds the server back instead of filling th
         pauses++;
         pause();
       };
-      return ws as unknown as SocketLike;
+      return ws;
     },
   });
+  const buffersOut = messageBuffersOut();
   const bytes = await ingestRandom(server, 778, 28 * 1024 * 1024);
   const order = await rentNow(c, t.core.terminalId, 778, 60);
   await t.log.waitFor('stored', (e) => e.orderId === order.orderId, 30_000);
@@ -251,6 +253,7 @@ test("a disk slower than the network holds the server back instead of filling th
   );
   assert.ok(pauses > 0, 'the terminal paused its connection');
   assert.equal(unwrittenBytes(), 0, 'everything that arrived left the budget once written');
+  assert.equal(messageBuffersOut(), buffersOut, "every chunk's buffer went back to the socket's pool");
   await t.log.waitFor('licence', (e) => e.orderId === order.orderId);
   assert.equal(sha(await collect(t.core, order.orderId)), sha(bytes));
 });
@@ -263,12 +266,15 @@ test('a sync that fails mid-delivery rejects it and gives back the memory of wha
     throw new Error('EIO: the disk went away');
   };
   const { c, t } = await linkedPair(server, { dir, storage });
+  const buffersOut = messageBuffersOut();
   await ingestRandom(server, 779, 12 * 1024 * 1024);
   const order = await rentNow(c, t.core.terminalId, 779, 60);
   // The first progress report syncs after 64 chunks, while the slow writes leave more waiting.
   await t.log.waitFor('rejected', (e) => e.orderId === order.orderId, 20_000);
   await until(() => unwrittenBytes() === 0); // the batch being written when the sync failed
   assert.equal(unwrittenBytes(), 0);
+  await until(() => messageBuffersOut() === buffersOut);
+  assert.equal(messageBuffersOut(), buffersOut, 'chunks left waiting went back to the pool');
 });
 
 test('a terminal offline at delivery time gets content and key when it comes back', async () => {

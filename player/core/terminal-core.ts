@@ -113,7 +113,8 @@ interface Download {
   /** Chunks are written strictly in order, one batch after another. */
   chain: Promise<void>;
   /** Chunks received and not yet handed to storage: written together by the next batch. */
-  incoming: { index: number; cipher: Uint8Array }[];
+  /** Chunks arrived and not yet written; `recycle` hands a chunk's buffer back to its socket after. */
+  incoming: { index: number; cipher: Uint8Array; recycle?: (data: Uint8Array) => void }[];
   /** Bytes received and not yet written (incoming, and the batch being written): see `written`. */
   queued: number;
   sinceReport: number;
@@ -130,6 +131,11 @@ const READ_BLOCK_CHUNKS = 16;
 /** Chunks written to storage at once while receiving (16 × 64 KiB): big enough to save syscalls, small enough that deliveries to one device take turns fairly. */
 const WRITE_BATCH_CHUNKS = 16;
 const PROGRESS_INTERVAL_MS = 250;
+
+/** Hand received chunks' buffers back to the socket that lent them (if it lends them). */
+function recycleAll(chunks: Download['incoming']): void {
+  for (const c of chunks) c.recycle?.(c.cipher);
+}
 
 export class TerminalCore {
   private identity!: Identity;
@@ -369,6 +375,7 @@ export class TerminalCore {
     ws.addEventListener('message', (ev) => {
       if (typeof ev.data === 'string') this.onText(link, ev.data);
       else if (ev.data instanceof ArrayBuffer) this.onChunk(link, new Uint8Array(ev.data));
+      else if (ev.data instanceof Uint8Array) this.onChunk(link, ev.data, ws.recycle);
     });
     ws.addEventListener('error', () => {});
     ws.addEventListener('close', () => {
@@ -586,12 +593,16 @@ export class TerminalCore {
     if (rental.have >= rental.totalChunks) this.emit({ type: 'stored', orderId: m.orderId });
   }
 
-  private onChunk(link: Link, frame: Uint8Array): void {
+  private onChunk(link: Link, frame: Uint8Array, recycle?: (data: Uint8Array) => void): void {
     const f = decodeChunkFrame(frame);
     const d = f && this.downloads.get(f.orderId);
-    if (!f || !d || d.link !== link || d.failed) return;
-    // No copy: every message arrives in an ArrayBuffer of its own (a new one per message event).
-    d.incoming.push({ index: f.index, cipher: f.cipher });
+    if (!f || !d || d.link !== link || d.failed) {
+      recycle?.(frame);
+      return;
+    }
+    // No copy: every message arrives in a buffer of its own (a browser's: new per message; the
+    // headless terminal's: from a pool, handed back once written).
+    d.incoming.push({ index: f.index, cipher: f.cipher, recycle });
     d.queued += f.cipher.length;
     arrived(link.ws, f.cipher.length);
     // Chunks that arrive while a write is under way go together in the next one (one writev, not one
@@ -620,7 +631,12 @@ export class TerminalCore {
       : 1;
     while (d.incoming.length && !d.failed) {
       const batch = d.incoming.splice(0, most);
-      await this.storeSome(d, batch);
+      try {
+        await this.storeSome(d, batch);
+      } finally {
+        // Written or failed, the write is over: nothing reads these buffers any more.
+        recycleAll(batch);
+      }
       this.written(
         d,
         batch.reduce((n, c) => n + c.cipher.length, 0),
@@ -640,6 +656,7 @@ export class TerminalCore {
     released(n);
   }
   private dropUnwritten(d: Download): void {
+    recycleAll(d.incoming);
     d.incoming = [];
     this.written(d, d.queued);
   }

@@ -57,7 +57,11 @@ export interface TerminalStorage {
    * sync or keep it in memory until a durable record replaces it; it must still read it back.
    */
   putRental(rental: StoredRental, opts?: { durable?: boolean }): Promise<void>;
-  /** Store chunk `index` (ciphertext). Must be readable after a crash once putRental recorded it. */
+  /**
+   * Store chunk `index` (ciphertext). Must be readable after a crash once putRental recorded it.
+   * `cipher` (here and in writeChunks) may be a buffer the socket uses again once the promise
+   * settles: copy it to keep it.
+   */
   writeChunk(rental: StoredRental, index: number, cipher: Uint8Array): Promise<void>;
   /** Store consecutive chunks from `first` in one go (optional: the core falls back to writeChunk). */
   writeChunks?(rental: StoredRental, first: number, ciphers: Uint8Array[]): Promise<void>;

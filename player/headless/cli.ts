@@ -6,13 +6,13 @@
 import { createWriteStream } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { WebSocket } from 'ws';
 import { parseCli, progressLine, requireArg, runCli, UsageError, wsUrlArg } from '../../server/cli-args.ts';
 import { cryptoReady } from '../../shared/crypto.ts';
 import type { SocketLike } from '../../shared/rental-client.ts';
 import { TerminalCore, TerminalError, type TerminalEvent } from '../core/terminal-core.ts';
 import { FileStorage } from './file-storage.ts';
 import { installNativeChecks } from './native-checks.ts';
+import { terminalSocket } from './terminal-socket.ts';
 
 export const TERMINAL_USAGE = `usage: npm run terminal -- <command> [options]
   run  --server URL [--data DIR] [--name NAME]   register, show the pairing code, receive rentals
@@ -24,7 +24,8 @@ options:
   --data DIR    terminal folder (default ./terminal-data)
   --server URL  the server's WebSocket address, e.g. ws://127.0.0.1:8080/ws`;
 
-export const nodeSocket = (url: string) => new WebSocket(url) as unknown as SocketLike;
+/** The headless terminal's socket (terminal-socket.ts); the demo's customers use it too. */
+export const nodeSocket = (url: string): SocketLike => terminalSocket(url);
 
 export function describeEvent(
   e: TerminalEvent,
