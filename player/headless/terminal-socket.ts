@@ -322,8 +322,20 @@ export class TerminalSocket implements SocketLike {
     this.socket.resume();
   }
 
+  /**
+   * A listener's exception is not the connection's fault: like Node's EventTarget, it is thrown
+   * again outside (an uncaught exception), and the other listeners and the connection go on.
+   */
   private emit(type: EventName, ev: Parameters<Listener>[0]): void {
-    for (const l of this.listeners[type]) l(ev);
+    for (const l of this.listeners[type]) {
+      try {
+        l(ev);
+      } catch (err) {
+        process.nextTick(() => {
+          throw err;
+        });
+      }
+    }
   }
 
   private write(frame: Buffer): void {
