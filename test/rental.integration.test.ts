@@ -14,6 +14,7 @@ import { unwrittenBytes } from '../player/core/unwritten-budget.ts';
 import { FileStorage } from '../player/headless/file-storage.ts';
 import { messageBuffersOut } from '../player/headless/message-pool.ts';
 import { TerminalSocket } from '../player/headless/terminal-socket.ts';
+import { ORDER_PUSH_COOLDOWN_MS } from '../server/key/orders.ts';
 import type { RentalError } from '../shared/errors.ts';
 import { LIMITS } from '../shared/limits.ts';
 import {
@@ -179,6 +180,24 @@ test('a delivery the terminal accepted leaves no timer behind on the server', as
   // The last progress report may still be on its way to the server (its wait has a timer).
   await until(() => live.size === 0);
   assert.equal(live.size, 0, `${live.size} delivery timers left after 10 rentals`);
+});
+
+test('an order that changes several times within moments reaches the store app as few updates, the last one current', async () => {
+  const server = await testServer();
+  const { c, t } = await linkedPair(server);
+  await ingestRandom(server, 780, 1024);
+  const seen: string[] = [];
+  c.on('order.update', (m) => seen.push(m.order.status));
+  // A 1 KiB title: delivering, delivered and key delivered within a few milliseconds.
+  const order = await rentNow(c, t.core.terminalId, 780, 60);
+  await t.log.waitFor('licence', (e) => e.orderId === order.orderId);
+  await until(() => seen.at(-1) === 'window-open', 2000);
+  await sleep(2 * ORDER_PUSH_COOLDOWN_MS); // nothing more is on its way
+  assert.equal(seen.at(-1), 'window-open', `updates: ${seen.join(', ')}`);
+  assert.ok(
+    seen.length <= 2,
+    `at most two updates (the first at once, the rest together): ${seen.join(', ')}`,
+  );
 });
 
 test('a title of many read-ahead blocks arrives byte for byte', async () => {

@@ -28,6 +28,9 @@ export function orderStatus(o: OrderRow, now: number): OrderStatus {
   return 'scheduled';
 }
 
+/** How long after an order update further changes wait, to go out together (see Orders.push). */
+export const ORDER_PUSH_COOLDOWN_MS = 50;
+
 export class Orders {
   constructor(
     private readonly hub: ConnectionHub,
@@ -150,18 +153,38 @@ export class Orders {
     };
   }
 
-  /** Tell the customer's open store apps what changed, on every instance they are connected to. */
+  /**
+   * Tell the customer's open store apps what changed, on every instance they are connected to. The
+   * first change goes out at once (several in one turn as one update); further changes within
+   * ORDER_PUSH_COOLDOWN_MS of an update go out together when it ends, carrying the latest state.
+   * An order of a small title changed three times within a few milliseconds (delivering, delivered,
+   * key delivered): three updates, each a database read and a message the customer's app parses.
+   */
   async push(orderId: string): Promise<void> {
-    // Several changes to one order in one turn (a progress report, a finished job) reach the
-    // customer as one update carrying the latest state.
+    if (this.cooling.has(orderId)) {
+      this.cooling.set(orderId, true);
+      return;
+    }
+    this.cooling.set(orderId, false);
     if (this.toPush.size === 0)
       setImmediate(() => {
-        for (const id of this.toPush) this.cluster.publish('order', id);
+        const ids = [...this.toPush];
         this.toPush.clear();
+        for (const id of ids) this.cluster.publish('order', id);
+        setTimeout(() => this.cooled(ids), ORDER_PUSH_COOLDOWN_MS);
       });
     this.toPush.add(orderId);
   }
   private readonly toPush = new Set<string>();
+  /** Orders updated less than ORDER_PUSH_COOLDOWN_MS ago, and whether they changed since. */
+  private readonly cooling = new Map<string, boolean>();
+  private cooled(ids: string[]): void {
+    for (const id of ids) {
+      const changed = this.cooling.get(id);
+      this.cooling.delete(id);
+      if (changed) void this.push(id);
+    }
+  }
   /** Runs the jobs an order's placement took (set by the delivery queue). */
   runTaken: ((jobs: JobRow[], nextAt: number) => void) | undefined;
 
