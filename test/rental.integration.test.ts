@@ -200,6 +200,27 @@ test('an order that changes several times within moments reaches the store app a
   );
 });
 
+test("a one-chunk order's content state is written twice: delivering, then delivered", async () => {
+  const server = await testServer();
+  const { c, t } = await linkedPair(server);
+  await ingestRandom(server, 781, 1024);
+  const writes: string[] = [];
+  const setContentProgress = server.repo.setContentProgress.bind(server.repo);
+  server.repo.setContentProgress = async (orderId, state, chunks) => {
+    writes.push(`${state} ${chunks}`);
+    return setContentProgress(orderId, state, chunks);
+  };
+  const order = await rentNow(c, t.core.terminalId, 781, 60);
+  await t.log.waitFor('licence', (e) => e.orderId === order.orderId);
+  await until(() => writes.includes('delivered 1'));
+  // Once written a start that repeated the job's own state and the last chunk's progress right
+  // before the completion: four writes and four customer updates per small order.
+  assert.deepEqual(writes, ['delivering 0', 'delivered 1']);
+  const o = await server.repo.orderById(order.orderId);
+  assert.equal(o?.contentState, 'delivered');
+  assert.equal(o?.chunksDelivered, 1);
+});
+
 test('a title of many read-ahead blocks arrives byte for byte', async () => {
   const server = await testServer();
   const { c, t } = await linkedPair(server);

@@ -370,7 +370,8 @@ export class ContentDelivery implements ContentDispatcher {
       return;
     }
     const now = Date.now();
-    if (now - s.lastReport >= REPORT_EVERY_MS || s.have >= s.total) {
+    // The last chunk's progress is not reported on its own: the delivery's completion follows at once.
+    if (now - s.lastReport >= REPORT_EVERY_MS && s.have < s.total) {
       s.lastReport = now;
       this.report({ orderId: instr.orderId, have: s.have, total: s.total, state: 'delivering' });
     }

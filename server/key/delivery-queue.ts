@@ -123,6 +123,8 @@ export class DeliveryQueue {
   private async recordStatus(s: DeliveryStatus): Promise<void> {
     const o = await this.repo.orderById(s.orderId);
     if (!o || o.contentState === 'delivered') return;
+    // Nothing new (a delivery starting reports the state its job already recorded): no write, no update.
+    if (o.contentState === s.state && o.chunksDelivered === s.have) return;
     await this.repo.setContentProgress(o.id, s.state, s.have);
     if (s.state === 'delivered') await this.repo.completeJob(o.id, 'content');
     if (s.state === 'waiting-terminal') await this.repo.setJobState(o.id, 'content', 'parked');
