@@ -112,8 +112,10 @@ interface Download {
   rental: StoredRental;
   /** Chunks are written strictly in order, one batch after another. */
   chain: Promise<void>;
-  /** Chunks received and not yet handed to storage: written together by the next batch. */
-  /** Chunks arrived and not yet written; `recycle` hands a chunk's buffer back to its socket after. */
+  /**
+   * Chunks received and not yet handed to storage, written together by the next batch; `recycle`
+   * hands a chunk's buffer back to the socket that lent it, once written or dropped.
+   */
   incoming: { index: number; cipher: Uint8Array; recycle?: (data: Uint8Array) => void }[];
   /** Bytes received and not yet written (incoming, and the batch being written): see `written`. */
   queued: number;

@@ -94,12 +94,13 @@ export class FrameParser {
         }
         if (this.headLength < this.headNeeds()) break; // the rest comes with the next read
         const length = this.startFrame();
-        // A whole text frame already here is decoded where it lies, without a copy.
+        // An empty binary message gets a buffer of its own, not a view of the shared read buffer.
         if (length === 0 && this.opcode === 2 && this.fin) {
           this.headLength = 0;
           this.deliver(2, new Uint8Array(0));
           continue;
         }
+        // A whole text frame already here is decoded where it lies, without a copy.
         if (length === 0 || (this.opcode === 1 && this.fin && input.length - at >= length)) {
           this.headLength = 0;
           this.endFrame(input.subarray(at, at + length));

@@ -157,8 +157,8 @@ export class Orders {
    * Tell the customer's open store apps what changed, on every instance they are connected to. The
    * first change goes out at once (several in one turn as one update); further changes within
    * ORDER_PUSH_COOLDOWN_MS of an update go out together when it ends, carrying the latest state.
-   * An order of a small title changed three times within a few milliseconds (delivering, delivered,
-   * key delivered): three updates, each a database read and a message the customer's app parses.
+   * An order of a small title changes several times within a few milliseconds (delivering, delivered,
+   * key delivered): an update each was a database read here and a message the customer's app parses.
    */
   async push(orderId: string): Promise<void> {
     if (this.cooling.has(orderId)) {
@@ -171,7 +171,8 @@ export class Orders {
         const ids = [...this.toPush];
         this.toPush.clear();
         for (const id of ids) this.cluster.publish('order', id);
-        setTimeout(() => this.cooled(ids), ORDER_PUSH_COOLDOWN_MS);
+        // A late update does not keep a stopping server up.
+        setTimeout(() => this.cooled(ids), ORDER_PUSH_COOLDOWN_MS).unref();
       });
     this.toPush.add(orderId);
   }
