@@ -235,15 +235,8 @@ export class DeliveryQueue {
     if (job.kind === 'content') {
       await this.repo.setJobState(o.id, 'content', 'dispatched');
       const preroll = await this.prerollFor(o);
-      this.content.instruct({
-        ...(preroll ? { preroll } : {}),
-        orderId: o.id,
-        itemNumber: o.itemNumber,
-        terminalId: o.terminalId,
-        contentKey,
-        notBefore: o.notBefore,
-        notAfter: o.notAfter,
-      });
+      // Recorded before the content store starts, so its first report finds it (and is not
+      // written again: recordStatus skips a report that changes nothing).
       if (o.contentState === 'scheduled') {
         const online = this.hub.role !== 'all' || this.hub.isOnline(o.terminalId);
         await this.repo.setContentProgress(
@@ -253,6 +246,15 @@ export class DeliveryQueue {
         );
         await this.orders.push(o.id);
       }
+      this.content.instruct({
+        ...(preroll ? { preroll } : {}),
+        orderId: o.id,
+        itemNumber: o.itemNumber,
+        terminalId: o.terminalId,
+        contentKey,
+        notBefore: o.notBefore,
+        notAfter: o.notAfter,
+      });
       return;
     }
 
