@@ -25,7 +25,6 @@ export interface SodiumNative {
   crypto_secretstream_xchacha20poly1305_STATEBYTES: number;
   crypto_secretstream_xchacha20poly1305_TAG_MESSAGE: number;
   crypto_secretstream_xchacha20poly1305_TAG_FINAL: number;
-  crypto_secretstream_xchacha20poly1305_init_push(state: Buffer, header: Buffer, key: Buffer): void;
   /** Sets the same state as init_push would, from a header the caller drew (see chunk-cipher.ts). */
   crypto_secretstream_xchacha20poly1305_init_pull(state: Buffer, header: Buffer, key: Buffer): void;
   crypto_secretstream_xchacha20poly1305_push(

@@ -5,13 +5,14 @@
  * heap was a third of a terminal's CPU per MiB delivered. One pool per process, like the unwritten
  * budget that bounds how many buffers are out at once.
  */
+import { LIMITS } from '../../shared/limits.ts';
 
 /** Sizes are rounded up to this, so a title's chunks (all one size but the last) share one class. */
 const SIZE_STEP = 4096;
 /** Larger messages are not pooled (chunks are 64 KiB; nothing else binary comes this way). */
 const MAX_POOLED_MESSAGE = 1024 * 1024;
 /** Bytes kept free in the pool at most: the unwritten budget's pause mark, and some over. */
-const MAX_FREE_BYTES = 24 * 1024 * 1024;
+const MAX_FREE_BYTES = LIMITS.terminalUnwrittenPauseBytes + 8 * 1024 * 1024;
 
 const free = new Map<number, ArrayBuffer[]>();
 /** Every buffer the pool made, and whether it is free right now (so a buffer comes back only once). */

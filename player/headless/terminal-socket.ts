@@ -9,14 +9,16 @@
  *
  * `wss://` (and anything unusual) goes through `ws` as before: see `terminalSocket`.
  */
-import { createHash, randomBytes, randomFillSync } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { WebSocket } from 'ws';
+import { fillRandom } from '../../server/random-pool.ts';
+import { LIMITS } from '../../shared/limits.ts';
 import type { SocketLike } from '../../shared/rental-client.ts';
 import { recycleMessageBuffer, takeMessageBuffer } from './message-pool.ts';
 
-/** The largest message the server sends a terminal: a pre-roll creative (4 MiB) in JSON, with room. */
-export const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+/** The largest message the server sends a terminal: a pre-roll creative in JSON (base64), with room. */
+export const MAX_MESSAGE_BYTES = 4 * LIMITS.maxCreativeBytes;
 const MAX_HANDSHAKE_BYTES = 16 * 1024;
 const CLOSE_TIMEOUT_MS = 2000;
 const HANDSHAKE_TIMEOUT_MS = 15_000;
@@ -195,19 +197,6 @@ export class FrameParser {
   }
 }
 
-/** Mask keys: unpredictable (RFC 6455 §5.3), from the CSPRNG in batches rather than a call per frame. */
-const maskPool = new Uint8Array(4096);
-let maskAt = maskPool.length;
-function maskKey(out: Uint8Array, at: number): void {
-  if (maskAt + 4 > maskPool.length) {
-    randomFillSync(maskPool);
-    maskAt = 0;
-  }
-  out.set(maskPool.subarray(maskAt, maskAt + 4), at);
-  maskPool.fill(0, maskAt, maskAt + 4);
-  maskAt += 4;
-}
-
 /** One client frame, masked, in one buffer. */
 export function clientFrame(opcode: number, payload: Uint8Array): Buffer {
   const n = payload.length;
@@ -224,7 +213,8 @@ export function clientFrame(opcode: number, payload: Uint8Array): Buffer {
     frame.writeUInt32BE(0, 2);
     frame.writeUInt32BE(n, 6);
   }
-  maskKey(frame, head - 4);
+  // The mask key must be unpredictable (RFC 6455 §5.3): the CSPRNG, through the pool (no system call per frame).
+  fillRandom(frame, head - 4, 4);
   for (let i = 0; i < n; i++)
     frame[head + i] = (payload[i] as number) ^ (frame[head - 4 + (i & 3)] as number);
   return frame;
