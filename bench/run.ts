@@ -45,6 +45,7 @@ const want = (name: string) => !only || only.includes(name);
 const S = {
   raw: quick ? 32 * MiB : 256 * MiB,
   delivery: quick ? 48 * MiB : 512 * MiB,
+  warmUp: quick ? 8 * MiB : 256 * MiB,
   deliveryRuns: quick ? 1 : Number(process.env.BENCH_DELIVERY_RUNS ?? 3),
   parallelEach: quick ? 2 * MiB : 16 * MiB,
   parallelTerminals: quick ? 20 : 50,
@@ -66,6 +67,28 @@ const work = mkdtempSync(join(tmpdir(), 'rental-bench-'));
 // and titles stay on disk, and the single-terminal measures keep their terminal on disk.
 const devices = existsSync('/dev/shm') ? mkdtempSync(join('/dev/shm', 'rental-bench-terminals-')) : work;
 const farmDir = (name: string) => join(devices, name);
+
+/**
+ * Deliveries before a measure, not counted: a fresh server and terminal process spend their first
+ * deliveries compiling their code paths. With --trace-opt, V8's optimising compiler finished 30-40
+ * functions during each of the first two 512 MiB deliveries (the delivery loop among them, up to
+ * 66 ms each), and the first of the measured passes was the slowest in most runs: 530-700 against
+ * 720-810 MB/s for the later ones. Two deliveries, as the end of one and the start of the next take
+ * paths a single one cannot warm. Each copy is wiped: a terminal holds one title at a time here.
+ */
+async function warmUp(
+  t: { client: Parameters<typeof rentNow>[0]; terminalId: string },
+  farm: Farm,
+  i: number,
+  itemNumber: number,
+) {
+  for (let k = 0; k < 2; k++) {
+    const order = await rentNow(t.client, t.terminalId, itemNumber, 3600);
+    await farm.waitFor((e) => e.t === 'stored' && e.orderId === order.orderId);
+    farm.send({ cmd: 'wipe', i, orderId: order.orderId });
+    await farm.waitFor((e) => e.t === 'wiped' && e.orderId === order.orderId);
+  }
+}
 
 /** The median of three passes of a measure: this machine's speed drifts between passes. */
 const threePasses = (pass: () => number) => median([pass(), pass(), pass()]).value;
@@ -225,11 +248,13 @@ async function main(): Promise<number> {
     // One order of a big title: per-order encryption, WebSocket push, headless terminal stores it.
     const dataDir = join(work, 'delivery');
     await addTitle(dataDir, 900, S.delivery);
+    await addTitle(dataDir, 905, S.warmUp);
     const server = await startServer(dataDir);
     const farm = new Farm(server.wsUrl, 1, join(work, 'delivery-terms'));
     try {
       const { terminals } = await linkFarm(server, farm, 1);
       const t0 = terminals[0] as (typeof terminals)[number];
+      await warmUp(t0, farm, 0, 905);
       const base = rssMb(server.child.pid as number);
       let peak = base;
       const sampler = setInterval(() => {
@@ -371,11 +396,13 @@ async function main(): Promise<number> {
     quiet();
     const dataDir = join(work, 'parallel');
     await addTitle(dataDir, 903, S.parallelEach);
+    await addTitle(dataDir, 905, S.warmUp);
     const server = await startServer(dataDir);
     const n = S.parallelTerminals;
     const farm = new Farm(server.wsUrl, n, farmDir('par-terms'));
     try {
       const { terminals } = await linkFarm(server, farm, n);
+      await warmUp(terminals[0] as (typeof terminals)[number], farm, 0, 905);
       const serverCpu = cpuMeter(server.child.pid as number);
       const farmCpu = cpuMeter(farm.child.pid as number);
       const serverFaults = faultMeter(server.child.pid as number);

@@ -45,10 +45,12 @@ export interface Conn {
   terminalId?: string;
   terminalKey?: Uint8Array;
   send(msg: ServerMessage): void;
-  /** Resolves once the frame is handed to the OS. */
-  sendBinary(frame: Uint8Array): Promise<void>;
-  /** Whatever `fn` sends leaves in one write (a block of chunks: one system call, not one each). */
-  batch(fn: () => void): void;
+  /**
+   * Writes whole binary messages, already framed (`shared/websocket-frame.ts`), straight to the
+   * socket: a delivery's block of chunks in one write, without ws's work per message. Resolves once
+   * the bytes are handed to the OS.
+   */
+  sendFramed(messages: Uint8Array): Promise<void>;
   readonly open: boolean;
 }
 
@@ -95,7 +97,13 @@ export class ConnectionHub extends EventEmitter<HubEvents> {
   ) {
     super();
     this.setMaxListeners(50);
-    this.wss = new WebSocketServer({ server: http, path: '/ws', maxPayload: LIMITS.maxClientMessageBytes });
+    this.wss = new WebSocketServer({
+      server: http,
+      path: '/ws',
+      maxPayload: LIMITS.maxClientMessageBytes,
+      // Stated, not left to ws's default: Conn.sendFramed relies on messages never being queued.
+      perMessageDeflate: false,
+    });
     this.wss.on('connection', (ws, req) => this.accept(ws, req));
     // Heartbeat: a connection that did not answer the last ping (a vanished TV box, a dead NAT
     // mapping) is closed, so its terminal shows offline and its deliveries wait for it.
@@ -235,19 +243,13 @@ export class ConnectionHub extends EventEmitter<HubEvents> {
         corkForTurn();
         ws.send(JSON.stringify(msg));
       },
-      sendBinary: (frame) =>
+      // In order with ws.send's messages: without compression (off, see the server's options),
+      // ws writes each message to the socket at once, never queueing one behind another.
+      sendFramed: (messages) =>
         new Promise((resolve, reject) => {
           if (ws.readyState !== WebSocket.OPEN) return reject(new Error('connection closed'));
-          ws.send(frame, { binary: true }, (err) => (err ? reject(err) : resolve()));
+          req.socket.write(messages, (err) => (err ? reject(err) : resolve()));
         }),
-      batch: (fn) => {
-        req.socket.cork();
-        try {
-          fn();
-        } finally {
-          req.socket.uncork();
-        }
-      },
       get open() {
         return ws.readyState === WebSocket.OPEN;
       },

@@ -15,6 +15,7 @@ import { WebSocket } from 'ws';
 import { fillRandom } from '../../server/random-pool.ts';
 import { LIMITS } from '../../shared/limits.ts';
 import type { SocketLike } from '../../shared/rental-client.ts';
+import { frameHeadBytes, writeFrameHead } from '../../shared/websocket-frame.ts';
 import { recycleMessageBuffer, takeMessageBuffer } from './message-pool.ts';
 
 /** The largest message the server sends a terminal: a pre-roll creative in JSON (base64), with room. */
@@ -200,19 +201,8 @@ export class FrameParser {
 /** One client frame, masked, in one buffer. */
 export function clientFrame(opcode: number, payload: Uint8Array): Buffer {
   const n = payload.length;
-  const lengthBytes = n < 126 ? 0 : n < 65536 ? 2 : 8;
-  const head = 2 + lengthBytes + 4;
-  const frame = Buffer.allocUnsafe(head + n);
-  frame[0] = 0x80 | opcode;
-  if (lengthBytes === 0) frame[1] = 0x80 | n;
-  else if (lengthBytes === 2) {
-    frame[1] = 0x80 | 126;
-    frame.writeUInt16BE(n, 2);
-  } else {
-    frame[1] = 0x80 | 127;
-    frame.writeUInt32BE(0, 2);
-    frame.writeUInt32BE(n, 6);
-  }
+  const frame = Buffer.allocUnsafe(frameHeadBytes(n, true) + n);
+  const head = writeFrameHead(frame, 0, opcode, n, true);
   // The mask key must be unpredictable (RFC 6455 §5.3): the CSPRNG, through the pool (no system call per frame).
   fillRandom(frame, head - 4, 4);
   for (let i = 0; i < n; i++)

@@ -7,6 +7,7 @@
  */
 import { CHUNK_ABYTES, CHUNK_HEADER_BYTES, chunkAd, encryptChunk } from '../../shared/crypto.ts';
 import { CHUNK_FRAME_HEADER, encodeChunkFrame } from '../../shared/protocol.ts';
+import { frameHeadBytes, writeFrameHead } from '../../shared/websocket-frame.ts';
 import { loadNative } from '../native-sodium.ts';
 import { fillRandom } from '../random-pool.ts';
 
@@ -49,6 +50,12 @@ let state: Buffer | undefined;
 let headOrder = '';
 let head: Uint8Array = new Uint8Array(0);
 
+/** Bytes chunk `index` takes on the wire as one WebSocket message: the message's head, then its frame. */
+export function chunkMessageBytes(plainBytes: number): number {
+  const frame = chunkFrameBytes(plainBytes);
+  return frameHeadBytes(frame, false) + frame;
+}
+
 /** A complete binary frame for chunk `index` of an order: frame header, chunk header, ciphertext. */
 export function encryptChunkFrame(
   key: Uint8Array,
@@ -56,17 +63,51 @@ export function encryptChunkFrame(
   orderId: string,
   index: number,
   total: number,
-  pool?: FramePool,
-): Buffer | Uint8Array {
+): Buffer {
+  const frame = Buffer.allocUnsafe(chunkFrameBytes(plain.length));
+  writeChunkFrame(frame, key, plain, orderId, index, total);
+  return frame;
+}
+
+/**
+ * Chunk `index` as a whole WebSocket binary message (server to client, so unmasked), written at
+ * `at` in `out`: the delivery encrypts a block of chunks into one buffer and hands it to the socket
+ * in one write. Returns the bytes written (`chunkMessageBytes(plain.length)`).
+ */
+export function writeChunkMessage(
+  out: Buffer,
+  at: number,
+  key: Uint8Array,
+  plain: Uint8Array,
+  orderId: string,
+  index: number,
+  total: number,
+): number {
+  const frameBytes = chunkFrameBytes(plain.length);
+  const head = writeFrameHead(out, at, 2, frameBytes, false);
+  writeChunkFrame(out.subarray(at + head, at + head + frameBytes), key, plain, orderId, index, total);
+  return head + frameBytes;
+}
+
+/** Fills `frame` (exactly `chunkFrameBytes(plain.length)` long) with chunk `index`'s frame. */
+function writeChunkFrame(
+  frame: Buffer,
+  key: Uint8Array,
+  plain: Uint8Array,
+  orderId: string,
+  index: number,
+  total: number,
+): void {
   const sn = loadNative();
-  if (!sn) return encodeChunkFrame(orderId, index, encryptChunk(key, plain, orderId, index, total));
+  if (!sn) {
+    frame.set(encodeChunkFrame(orderId, index, encryptChunk(key, plain, orderId, index, total)));
+    return;
+  }
   if (headOrder !== orderId) {
     // Through the shared encoder (on an empty body), so the layout has one definition.
     head = encodeChunkFrame(orderId, 0, new Uint8Array(0)).subarray(0, CHUNK_FRAME_HEADER - 4);
     headOrder = orderId;
   }
-  const bytes = chunkFrameBytes(plain.length);
-  const frame = pool ? pool.take(bytes) : Buffer.allocUnsafe(bytes);
   frame.set(head, 0);
   frame.writeUInt32BE(index, CHUNK_FRAME_HEADER - 4);
   state ??= Buffer.allocUnsafe(sn.crypto_secretstream_xchacha20poly1305_STATEBYTES);
@@ -93,5 +134,4 @@ export function encryptChunkFrame(
     Buffer.from(chunkAd(orderId, index, total)),
     tag,
   );
-  return frame;
 }

@@ -12,7 +12,7 @@ import type { ContentState } from '../../shared/protocol.ts';
 import type { Conn, ConnectionHub } from '../connection-hub.ts';
 import { log } from '../log.ts';
 import type { Repository } from '../store/repository.ts';
-import { chunkFrameBytes, encryptChunkFrame, FramePool } from './chunk-cipher.ts';
+import { chunkMessageBytes, FramePool, writeChunkMessage } from './chunk-cipher.ts';
 import type { MediaStore } from './media-store.ts';
 
 /** What the key server tells the content store (claim 21: item number and terminal address). */
@@ -61,8 +61,8 @@ const ACCEPT_TIMEOUT_MS = 30_000;
 const READ_AHEAD_CHUNKS = 8;
 /** Blocks read ahead of the one being sent: the file system's latency hides behind the CPU's work. */
 const READ_AHEAD_BLOCKS = 4;
-/** Idle chunk frames kept for reuse across deliveries (8 MiB). */
-const IDLE_FRAMES = 128;
+/** Idle blocks of chunk messages kept for reuse across deliveries (8 MiB). */
+const IDLE_FRAMES = 16;
 /** Idle read-ahead blocks kept for reuse across deliveries (8 MiB). */
 const IDLE_BLOCKS = 16;
 /**
@@ -97,7 +97,10 @@ export class ContentDelivery implements ContentDispatcher {
   private readonly turns = new SendTurns();
   private readonly pending = new Map<string, DeliveryInstruction>();
   private readonly sessions = new Map<string, Session>();
-  private readonly frames = new FramePool(chunkFrameBytes(LIMITS.chunkSize), IDLE_FRAMES);
+  private readonly frames = new FramePool(
+    READ_AHEAD_CHUNKS * chunkMessageBytes(LIMITS.chunkSize),
+    IDLE_FRAMES,
+  );
   private readonly blocks = new FramePool(READ_AHEAD_CHUNKS * LIMITS.chunkSize, IDLE_BLOCKS);
 
   /** A delivery's share of SHARED_BUFFER_BYTES: half for reading ahead, half for its socket. */
@@ -309,22 +312,26 @@ export class ContentDelivery implements ContentDispatcher {
         consumed = plainBlock; // read again only after its chunks are encrypted (into new frames)
         const release = await this.turns.take();
         try {
-          s.conn.batch(() => {
-            for (; i < end && !s.cancelled; i++) {
-              const at = (i - blockStart) * chunkSize;
-              const plain = plainBlock.subarray(at, at + plainChunkLength(item.size, chunkSize, i));
-              const frame = encryptChunkFrame(instr.contentKey, plain, instr.orderId, i, total, this.frames);
-              lastSend = s.conn.sendBinary(frame);
-              // Only the latest send is awaited; an earlier one failing means the connection closed,
-              // which the close handler deals with. Do not leave its rejection unhandled. Once the
-              // socket has taken the frame, its buffer serves a later chunk.
-              lastSend.then(
-                () => this.frames.give(frame),
-                () => undefined,
-              );
-              sent += frame.length;
-            }
-          });
+          // The block's chunks, each a whole WebSocket message, encrypted into one buffer that
+          // leaves in one write.
+          let bytes = 0;
+          for (let k = i; k < end; k++) bytes += chunkMessageBytes(plainChunkLength(item.size, chunkSize, k));
+          const block = this.frames.take(bytes);
+          let at = 0;
+          for (; i < end; i++) {
+            const from = (i - blockStart) * chunkSize;
+            const plain = plainBlock.subarray(from, from + plainChunkLength(item.size, chunkSize, i));
+            at += writeChunkMessage(block, at, instr.contentKey, plain, instr.orderId, i, total);
+          }
+          lastSend = s.conn.sendFramed(block);
+          // Only the latest send is awaited; an earlier one failing means the connection closed,
+          // which the close handler deals with. Do not leave its rejection unhandled. Once the
+          // socket has taken the block, its buffer serves a later one.
+          lastSend.then(
+            () => this.frames.give(block),
+            () => undefined,
+          );
+          sent += bytes;
         } finally {
           release();
         }
