@@ -21,17 +21,22 @@ import { issueLicence } from '../shared/licence.ts';
 import { BoundedCache } from './bounded-cache.ts';
 import { fillRandom } from './random-pool.ts';
 
+/** The part of sodium-native used here. Version 5 takes any typed array, not only Buffers. */
 export interface SodiumNative {
   crypto_secretstream_xchacha20poly1305_STATEBYTES: number;
   crypto_secretstream_xchacha20poly1305_TAG_MESSAGE: number;
   crypto_secretstream_xchacha20poly1305_TAG_FINAL: number;
   /** Sets the same state as init_push would, from a header the caller drew (see chunk-cipher.ts). */
-  crypto_secretstream_xchacha20poly1305_init_pull(state: Buffer, header: Buffer, key: Buffer): void;
+  crypto_secretstream_xchacha20poly1305_init_pull(
+    state: Uint8Array,
+    header: Uint8Array,
+    key: Uint8Array,
+  ): void;
   crypto_secretstream_xchacha20poly1305_push(
-    state: Buffer,
-    c: Buffer,
-    m: Buffer,
-    ad: Buffer | null,
+    state: Uint8Array,
+    c: Uint8Array,
+    m: Uint8Array,
+    ad: Uint8Array | null,
     tag: number,
   ): number;
   crypto_sign_BYTES: number;

@@ -45,10 +45,15 @@ export const chunkFrameBytes = (chunkSize: number) =>
 // The encryption state, reused by every chunk (each is encrypted at once, on this one thread).
 let state: Buffer | undefined;
 
-// The frame head (magic, version, order id) of the order last encrypted: deliveries send a block
-// of chunks per turn, so it is the same order seven times out of eight.
+// The frame head (magic, version, order id) and the additional data's start (format, order id) of
+// the order last encrypted: deliveries send a block of chunks per turn, so it is the same order
+// seven times out of eight.
 let headOrder = '';
 let head: Uint8Array = new Uint8Array(0);
+let adStart = 0;
+// The additional data of the chunk being encrypted, built in place: `chunkAd`'s bytes, without two
+// new buffers per chunk.
+const ad = Buffer.alloc(256);
 
 /** Bytes chunk `index` takes on the wire as one WebSocket message: the message's head, then its frame. */
 export function chunkMessageBytes(plainBytes: number): number {
@@ -104,10 +109,14 @@ function writeChunkFrame(
     return;
   }
   if (headOrder !== orderId) {
-    // Through the shared encoder (on an empty body), so the layout has one definition.
+    // Through the shared encoders (on an empty body; chunk 0 of 0), so each layout has one definition.
     head = encodeChunkFrame(orderId, 0, new Uint8Array(0)).subarray(0, CHUNK_FRAME_HEADER - 4);
+    const whole = chunkAd(orderId, 0, 0);
+    adStart = whole.length - 3; // without "0\n0"
+    ad.set(whole.subarray(0, adStart));
     headOrder = orderId;
   }
+  const adBytes = adStart + ad.write(`${index}\n${total}`, adStart, 'latin1');
   frame.set(head, 0);
   frame.writeUInt32BE(index, CHUNK_FRAME_HEADER - 4);
   state ??= Buffer.allocUnsafe(sn.crypto_secretstream_xchacha20poly1305_STATEBYTES);
@@ -117,11 +126,7 @@ function writeChunkFrame(
   // event loop in a delivery here). init_pull on a header drawn by us sets exactly the state
   // init_push would (libsodium's two functions differ only in where the header comes from).
   fillRandom(header);
-  sn.crypto_secretstream_xchacha20poly1305_init_pull(
-    state,
-    header,
-    Buffer.from(key.buffer, key.byteOffset, key.length),
-  );
+  sn.crypto_secretstream_xchacha20poly1305_init_pull(state, header, key);
   // sodium-native wants the tag as a number; passing a Buffer fails silently.
   const tag =
     index === total - 1
@@ -130,8 +135,8 @@ function writeChunkFrame(
   sn.crypto_secretstream_xchacha20poly1305_push(
     state,
     frame.subarray(CHUNK_FRAME_HEADER + CHUNK_HEADER_BYTES),
-    Buffer.from(plain.buffer, plain.byteOffset, plain.length),
-    Buffer.from(chunkAd(orderId, index, total)),
+    plain,
+    ad.subarray(0, adBytes),
     tag,
   );
 }
