@@ -190,7 +190,8 @@ export class Farm {
 }
 
 /** Register `customers` customers and link the farm's terminals to them, five per customer. */
-export async function linkFarm(server: ServerProcess, farm: Farm, count: number) {
+/** Links a farm's terminals to new customers, five each (`prefix` keeps a second farm's e-mails apart). */
+export async function linkFarm(server: ServerProcess, farm: Farm, count: number, prefix = 'bench') {
   const welcomes = await farm.waitFor((e) => e.t === 'welcome', count);
   const byIndex = new Map(welcomes.map((w) => [w.i, w]));
   const clients: RentalClient[] = [];
@@ -199,7 +200,7 @@ export async function linkFarm(server: ServerProcess, farm: Farm, count: number)
     const client = new RentalClient(server.wsUrl, socket, 120_000);
     await client.connect();
     await client.request('auth.register', {
-      email: `bench${i}@example.com`,
+      email: `${prefix}${i}@example.com`,
       password: 'bench password',
       name: 'Bench',
     });
