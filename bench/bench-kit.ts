@@ -189,7 +189,6 @@ export class Farm {
   }
 }
 
-/** Register `customers` customers and link the farm's terminals to them, five per customer. */
 /** Links a farm's terminals to new customers, five each (`prefix` keeps a second farm's e-mails apart). */
 export async function linkFarm(server: ServerProcess, farm: Farm, count: number, prefix = 'bench') {
   const welcomes = await farm.waitFor((e) => e.t === 'welcome', count);

@@ -14,10 +14,10 @@ import { fillRandom } from '../random-pool.ts';
 export const usingNativeCrypto = () => loadNative() !== null;
 
 /**
- * Buffers of one size, used again once nothing reads them: frames of full chunks once the socket
- * has taken them (a fresh 64 KiB buffer per chunk was a tenth of the server's time in a delivery,
- * in allocation and garbage collection), and the delivery's full read-ahead blocks. Bounded: beyond
- * `max` idle buffers, returned ones are left to the collector.
+ * Buffers of one size, used again once nothing reads them: a delivery's full blocks of chunk
+ * messages once the socket has taken them (a fresh 64 KiB buffer per chunk was a tenth of the
+ * server's time in a delivery, in allocation and garbage collection), and its full read-ahead
+ * blocks. Bounded: beyond `max` idle buffers, returned ones are left to the collector.
  */
 export class FramePool {
   private readonly free: Buffer[] = [];

@@ -62,7 +62,7 @@ const READ_AHEAD_CHUNKS = 8;
 /** Blocks read ahead of the one being sent: the file system's latency hides behind the CPU's work. */
 const READ_AHEAD_BLOCKS = 4;
 /** Idle blocks of chunk messages kept for reuse across deliveries (8 MiB). */
-const IDLE_FRAMES = 16;
+const IDLE_SEND_BLOCKS = 16;
 /** Idle read-ahead blocks kept for reuse across deliveries (8 MiB). */
 const IDLE_BLOCKS = 16;
 /**
@@ -97,9 +97,9 @@ export class ContentDelivery implements ContentDispatcher {
   private readonly turns = new SendTurns();
   private readonly pending = new Map<string, DeliveryInstruction>();
   private readonly sessions = new Map<string, Session>();
-  private readonly frames = new FramePool(
+  private readonly sendBlocks = new FramePool(
     READ_AHEAD_CHUNKS * chunkMessageBytes(LIMITS.chunkSize),
-    IDLE_FRAMES,
+    IDLE_SEND_BLOCKS,
   );
   private readonly blocks = new FramePool(READ_AHEAD_CHUNKS * LIMITS.chunkSize, IDLE_BLOCKS);
 
@@ -309,7 +309,7 @@ export class ContentDelivery implements ContentDispatcher {
           await this.waitForProgress(s, instr);
         if (s.cancelled) break;
         const plainBlock = await (ahead[0] as Promise<Buffer>);
-        consumed = plainBlock; // read again only after its chunks are encrypted (into new frames)
+        consumed = plainBlock; // read again only after its chunks are encrypted (into a send block)
         const release = await this.turns.take();
         try {
           const block = this.encryptBlock(instr, item.size, total, plainBlock, blockStart, i, end);
@@ -319,7 +319,7 @@ export class ContentDelivery implements ContentDispatcher {
           // which the close handler deals with. Do not leave its rejection unhandled. Once the
           // socket has taken the block, its buffer serves a later one.
           lastSend.then(
-            () => this.frames.give(block),
+            () => this.sendBlocks.give(block),
             () => undefined,
           );
           sent += block.length;
@@ -353,8 +353,8 @@ export class ContentDelivery implements ContentDispatcher {
 
   /**
    * Chunks `first` to `end` (exclusive) of the block read from chunk `blockStart`, each a whole
-   * WebSocket message, encrypted into one buffer that leaves in one write. On its own, small
-   * and hot, so V8 optimises it early (the delivery loop around it is long and async).
+   * WebSocket message, encrypted into one buffer that leaves in one write. Synchronous, and apart
+   * from the long async loop that waits for reads, turns and the terminal.
    */
   private encryptBlock(
     instr: DeliveryInstruction,
@@ -368,7 +368,7 @@ export class ContentDelivery implements ContentDispatcher {
     const chunkSize = LIMITS.chunkSize;
     let bytes = 0;
     for (let i = first; i < end; i++) bytes += chunkMessageBytes(plainChunkLength(size, chunkSize, i));
-    const block = this.frames.take(bytes);
+    const block = this.sendBlocks.take(bytes);
     let at = 0;
     for (let i = first; i < end; i++) {
       const from = (i - blockStart) * chunkSize;
