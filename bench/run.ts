@@ -90,18 +90,24 @@ const farmDir = (name: string) => join(devices, name);
  * 720-810 MB/s for the later ones. Two deliveries, as the end of one and the start of the next take
  * paths a single one cannot warm. Each copy is wiped: a terminal holds one title at a time here.
  */
-async function warmUp(
-  t: { client: Parameters<typeof rentNow>[0]; terminalId: string },
-  farm: Farm,
-  i: number,
-  itemNumber: number,
-) {
-  for (let k = 0; k < 2; k++) {
-    const order = await rentNow(t.client, t.terminalId, itemNumber, 3600);
-    await farm.waitFor((e) => e.t === 'stored' && e.orderId === order.orderId);
-    farm.send({ cmd: 'wipe', i, orderId: order.orderId });
-    await farm.waitFor((e) => e.t === 'wiped' && e.orderId === order.orderId);
-  }
+async function warmUp(t: BenchTerminal, farm: Farm, i: number, itemNumber: number) {
+  for (let k = 0; k < 2; k++) await wipeCopy(farm, i, (await deliverOnce(t, farm, itemNumber)).orderId);
+}
+
+type BenchTerminal = { client: Parameters<typeof rentNow>[0]; terminalId: string };
+
+/** One order of `itemNumber` for terminal `t` of `farm`: its id, and ms from placing it to its last chunk stored. */
+async function deliverOnce(t: BenchTerminal, farm: Farm, itemNumber: number) {
+  const start = Date.now();
+  const order = await rentNow(t.client, t.terminalId, itemNumber, 3600);
+  const [stored] = await farm.waitFor((e) => e.t === 'stored' && e.orderId === order.orderId);
+  return { orderId: order.orderId, ms: (stored?.at as number) - start };
+}
+
+/** Terminal `i` of `farm` deletes its copy of an order (its file and its memory go). */
+async function wipeCopy(farm: Farm, i: number, orderId: string) {
+  farm.send({ cmd: 'wipe', i, orderId });
+  await farm.waitFor((e) => e.t === 'wiped' && e.orderId === orderId);
 }
 
 /** The median of three passes of a measure: this machine's speed drifts between passes. */
@@ -288,17 +294,14 @@ async function main(): Promise<number> {
           // The previous run's copy goes first. Kept, the copies piled up (1.5 GiB of new page
           // cache by the fourth run) and each run was slower than the last, down to half: the
           // terminal's writes slowed, not the server. One title at a time is what a terminal does.
-          farm.send({ cmd: 'wipe', i: 0, orderId });
-          await farm.waitFor((e) => e.t === 'wiped' && e.orderId === orderId);
+          await wipeCopy(farm, 0, orderId);
         }
         // The terminal's disk, just before its delivery: this VM's disk drifts as much as its CPU.
         diskRates.push(rawDisk(join(work, 'delivery-terms', 'disk-limit'), S.delivery / 2));
         loopbackRates.push(await rawLoopback(S.delivery / 2, chunkFrameBytes(CHUNK)));
-        const start = Date.now();
-        const order = await rentNow(t0.client, t0.terminalId, 900, 3600);
-        orderId = order.orderId;
-        const [stored] = await farm.waitFor((e) => e.t === 'stored' && e.orderId === order.orderId);
-        rates.push(S.delivery / MiB / (((stored?.at as number) - start) / 1000));
+        const delivered = await deliverOnce(t0, farm, 900);
+        orderId = delivered.orderId;
+        rates.push(S.delivery / MiB / (delivered.ms / 1000));
       }
       clearInterval(sampler);
       const mib = (S.delivery * S.deliveryRuns) / MiB;
@@ -375,15 +378,10 @@ async function main(): Promise<number> {
           const memRates: number[] = [];
           let memOrder = '';
           for (let run = 0; run < S.deliveryRuns; run++) {
-            if (memOrder) {
-              memFarm.send({ cmd: 'wipe', i: 0, orderId: memOrder });
-              await memFarm.waitFor((e) => e.t === 'wiped' && e.orderId === memOrder);
-            }
-            const start = Date.now();
-            const order = await rentNow(tm.client, tm.terminalId, 900, 3600);
-            memOrder = order.orderId;
-            const [stored] = await memFarm.waitFor((e) => e.t === 'stored' && e.orderId === order.orderId);
-            memRates.push(S.delivery / MiB / (((stored?.at as number) - start) / 1000));
+            if (memOrder) await wipeCopy(memFarm, 0, memOrder);
+            const delivered = await deliverOnce(tm, memFarm, 900);
+            memOrder = delivered.orderId;
+            memRates.push(S.delivery / MiB / (delivered.ms / 1000));
           }
           const { value, shown } = median(memRates);
           results.delivery_tmpfs_mb_s = value;

@@ -10,8 +10,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TerminalCore } from '../player/core/terminal-core.ts';
-import { describeEvent, nodeSocket } from '../player/headless/cli.ts';
+import { describeEvent } from '../player/headless/cli.ts';
 import { FileStorage } from '../player/headless/file-storage.ts';
+import { terminalSocket } from '../player/headless/terminal-socket.ts';
 import { startServer } from '../server/app.ts';
 import { intArg, parseCli, runCli } from '../server/cli-args.ts';
 import { setQuietLogs } from '../server/log.ts';
@@ -59,7 +60,7 @@ async function main(): Promise<number> {
     const core = new TerminalCore({
       serverUrl: server.wsUrl,
       storage: new FileStorage(termDir),
-      socketFactory: nodeSocket,
+      socketFactory: terminalSocket,
       kind: 'headless',
       name: 'Demo set-top box',
       onEvent: (e) => {
@@ -94,7 +95,7 @@ async function main(): Promise<number> {
     say(`terminal address ${core.terminalId}, pairing code ${core.pairingCode}`);
 
     step('A customer signs up in the store');
-    const customer = new RentalClient(server.wsUrl, nodeSocket);
+    const customer = new RentalClient(server.wsUrl, terminalSocket);
     await customer.connect();
     cleanups.unshift(() => customer.close());
     const auth = await customer.request('auth.register', {

@@ -8,7 +8,6 @@ import { rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { parseCli, progressLine, requireArg, runCli, UsageError, wsUrlArg } from '../../server/cli-args.ts';
 import { cryptoReady } from '../../shared/crypto.ts';
-import type { SocketLike } from '../../shared/rental-client.ts';
 import { TerminalCore, TerminalError, type TerminalEvent } from '../core/terminal-core.ts';
 import { FileStorage } from './file-storage.ts';
 import { installNativeChecks } from './native-checks.ts';
@@ -23,9 +22,6 @@ export const TERMINAL_USAGE = `usage: npm run terminal -- <command> [options]
 options:
   --data DIR    terminal folder (default ./terminal-data)
   --server URL  the server's WebSocket address, e.g. ws://127.0.0.1:8080/ws`;
-
-/** The headless terminal's socket (terminal-socket.ts); the demo's customers use it too. */
-export const nodeSocket = (url: string): SocketLike => terminalSocket(url);
 
 export function describeEvent(
   e: TerminalEvent,
@@ -90,7 +86,7 @@ async function main(argv: string[]): Promise<number | undefined> {
     const core = new TerminalCore({
       serverUrl,
       storage: new FileStorage(values.data as string),
-      socketFactory: nodeSocket,
+      socketFactory: terminalSocket,
       kind: 'headless',
       name: values.name as string,
       onEvent: (e) => {
@@ -112,7 +108,7 @@ async function main(argv: string[]): Promise<number | undefined> {
     const core = new TerminalCore({
       serverUrl: 'ws://unused',
       storage: new FileStorage(values.data as string),
-      socketFactory: nodeSocket,
+      socketFactory: terminalSocket,
       kind: 'headless',
       name: 'list',
     });
@@ -150,7 +146,7 @@ async function main(argv: string[]): Promise<number | undefined> {
     const core = new TerminalCore({
       serverUrl: 'ws://unused',
       storage: new FileStorage(values.data as string),
-      socketFactory: nodeSocket,
+      socketFactory: terminalSocket,
       kind: 'headless',
       name: 'play',
     });
