@@ -109,7 +109,7 @@ export function nativeSignJson(purpose: SignPurpose, value: unknown, secretKey: 
  * a busy server, and a terminal receives many licences. Bounded; the least recently used go first.
  */
 const terminalKeyCache = new BoundedCache<string, { boxPk: Buffer; terminalId: string }>(10_000);
-function terminalKeys(signPublicKey: Uint8Array) {
+export function terminalKeys(signPublicKey: Uint8Array) {
   const k = buf(signPublicKey).toString('base64');
   let keys = terminalKeyCache.get(k);
   if (!keys) {

@@ -12,8 +12,9 @@ import { BoundedCache } from '../bounded-cache.ts';
 import type { Cluster } from '../cluster.ts';
 import type { ConnectionHub } from '../connection-hub.ts';
 import type { ContentDispatcher, DeliveryStatus, PrerollAttachment } from '../content/delivery.ts';
+import { LicenceSigner } from '../licence-signer.ts';
 import { log } from '../log.ts';
-import { nativeIssueLicence, nativeSecretboxOpen } from '../native-sodium.ts';
+import { nativeSecretboxOpen } from '../native-sodium.ts';
 import type { ServerIdentity } from '../server-identity.ts';
 import type { JobRow, OrderRow, Repository } from '../store/repository.ts';
 import type { Orders } from './orders.ts';
@@ -25,6 +26,8 @@ const JOBS_IN_PARALLEL = 64;
 
 export class DeliveryQueue {
   private timer: NodeJS.Timeout | undefined;
+  /** Licences are sealed and signed off the event loop (licence-signer.ts); started on first use. */
+  private readonly signer: LicenceSigner;
   private ticking: Promise<void> | undefined;
   private again = false;
   private closed = false;
@@ -55,6 +58,7 @@ export class DeliveryQueue {
     });
     // Another instance (or this one) queued jobs: look, in case they are for a terminal held here.
     cluster.on('jobs', () => this.poke());
+    this.signer = new LicenceSigner(identity.signSecretKey);
     orders.runTaken = (jobs, nextAt) => this.runTaken(jobs, nextAt);
     hub.handle('licence.ack', async (conn, m) => {
       const o = await repo.orderById(m.orderId);
@@ -85,6 +89,7 @@ export class DeliveryQueue {
     clearTimeout(this.timer);
     await this.ticking;
     await Promise.allSettled(this.running);
+    await this.signer.close();
   }
 
   /** Look at the queue now (coalesces bursts of pokes into one pass). */
@@ -272,8 +277,7 @@ export class DeliveryQueue {
     if (!licence) {
       const signPublicKey = await this.terminalKey(o.terminalId);
       if (!signPublicKey) return;
-      licence = nativeIssueLicence(
-        this.identity.signSecretKey,
+      licence = await this.signer.issue(
         {
           orderId: o.id,
           itemNumber: o.itemNumber,
