@@ -91,7 +91,10 @@ export class LicenceSigner {
   private post(): void {
     const batch = this.queued;
     this.queued = [];
-    if (!this.worker) return this.issueHere();
+    if (!this.worker) {
+      this.issueHere();
+      return;
+    }
     this.worker.ref(); // held while licences are on it
     this.worker.postMessage(batch);
   }
