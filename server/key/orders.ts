@@ -9,11 +9,12 @@ import { RentalError } from '../../shared/errors.ts';
 import { LIMITS } from '../../shared/limits.ts';
 import { orderTimes } from '../../shared/order-times.ts';
 import type { OrderStatus, OrderView } from '../../shared/protocol.ts';
+import { BoundedCache } from '../bounded-cache.ts';
 import type { Cluster } from '../cluster.ts';
 import type { ConnectionHub } from '../connection-hub.ts';
 import { log } from '../log.ts';
 import { nativeContentKey, nativeSecretboxSeal } from '../native-sodium.ts';
-import type { JobRow, NamedOrder, OrderRow, Repository } from '../store/repository.ts';
+import type { CustomerRow, JobRow, NamedOrder, OrderRow, Repository } from '../store/repository.ts';
 import { newOrderId } from './order-id.ts';
 import type { Terminals } from './terminals.ts';
 
@@ -80,11 +81,11 @@ export class Orders {
         runAt,
         terminalId: terminal.id,
       });
-      const customer = await repo.customerById(customerId);
+      const customer = await this.signUpAnswers(customerId);
       const classification = classify({
         genre: item.genre,
-        ageBand: customer?.ageBand ?? null,
-        region: customer?.region ?? null,
+        ageBand: customer.ageBand,
+        region: customer.region,
         startsAt: times.notBefore,
         utcOffsetMinutes: -new Date(times.notBefore).getTimezoneOffset(),
         periodSeconds: m.periodSeconds,
@@ -128,6 +129,18 @@ export class Orders {
       const rows = await repo.ordersOfCustomer(conn.customerId as string);
       return { orders: rows.map((o) => this.view(o)) };
     });
+  }
+
+  /** A customer's sign-up answers never change: read once per customer (bounded). */
+  private readonly signUp = new BoundedCache<string, Pick<CustomerRow, 'ageBand' | 'region'>>(20_000);
+  private async signUpAnswers(customerId: string) {
+    let answers = this.signUp.get(customerId);
+    if (!answers) {
+      const c = await this.repo.customerById(customerId);
+      answers = { ageBand: c?.ageBand ?? null, region: c?.region ?? null };
+      if (c) this.signUp.set(customerId, answers);
+    }
+    return answers;
   }
 
   view(o: NamedOrder): OrderView {

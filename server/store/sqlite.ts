@@ -424,6 +424,7 @@ export class SqliteRepository implements Repository {
       this.insertOrder(o, jobs);
       this.write(INSERT_CLASSIFICATION, ...classificationParams(o, c));
       this.orderRows.set(o.id, { ...o });
+      this.unlicensed.set(o.id, true);
       this.noteRecentOrder(o);
     });
   }
@@ -433,12 +434,26 @@ export class SqliteRepository implements Repository {
     );
   }
   async addAd(a: AdRow) {
+    this.liveAds.clear();
     this.run(INSERT_AD, ...adParams(a));
   }
+  /**
+   * The ads on air, read twice for every order (its pre-roll, the ad pushed after its licence); the
+   * CLI may add or remove one meanwhile, so kept for 2 s, as catalog items are.
+   */
+  private readonly liveAds = new BoundedCache<true, AdRow[]>(1, 2_000);
   async ads(includeRemoved = false) {
-    return this.all(
+    const cached = includeRemoved ? undefined : this.liveAds.get(true);
+    if (cached) return cached.map((a) => ({ ...a }));
+    const ads = this.all(
       `SELECT * FROM ads ${includeRemoved ? '' : 'WHERE removed_at IS NULL'} ORDER BY created_at`,
     ).map(adOf);
+    if (!includeRemoved)
+      this.liveAds.set(
+        true,
+        ads.map((a) => ({ ...a })),
+      );
+    return ads;
   }
   async recordImpression(i: {
     impressionId: string;
@@ -459,6 +474,7 @@ export class SqliteRepository implements Repository {
     ).map((r) => ({ adId: r.ad_id as string, shown: r.shown as number, completed: r.completed as number }));
   }
   async removeAd(adId: string, now: number) {
+    this.liveAds.clear();
     return (
       this.run('UPDATE ads SET removed_at = ? WHERE id = ? AND removed_at IS NULL', now, adId).changes === 1
     );
@@ -483,6 +499,7 @@ export class SqliteRepository implements Repository {
   private readonly orderRows = new BoundedCache<string, OrderRow>(20_000);
   private forgetCopies() {
     this.orderRows.clear();
+    this.unlicensed.clear();
     this.recentOrders.clear();
   }
   /** Terminal names for customers' order updates (titles come from the catalog items kept above). */
@@ -636,7 +653,14 @@ export class SqliteRepository implements Repository {
     this.deferred('DELETE FROM jobs WHERE order_id = ? AND kind = ?', orderId, kind);
   }
 
+  /**
+   * Orders this process stored and has issued no licence for: asking the table for their licence
+   * (once per order, before it is issued) finds none. A licence stored by another handle meanwhile
+   * still wins: saveLicence keeps the first.
+   */
+  private readonly unlicensed = new BoundedCache<string, true>(20_000);
   async licenceOf(orderId: string) {
+    if (this.unlicensed.get(orderId)) return undefined;
     return this.storedLicence(orderId);
   }
   private storedLicence(orderId: string) {
@@ -644,6 +668,7 @@ export class SqliteRepository implements Repository {
     return r && { data: r.data as string, sig: r.sig as string };
   }
   async saveLicence(orderId: string, licence: { data: string; sig: string }, issuedAt: number) {
+    this.unlicensed.delete(orderId);
     let stored = licence;
     await this.durableSoon(() => {
       const inserted = this.write(

@@ -244,6 +244,20 @@ export function repositoryContract(name: string, engine: Engine, skip: string | 
       'the one stored first is the one to send',
     );
     assert.deepEqual(await repo.licenceOf(o.id), { data: 'first', sig: 's1' });
+    // An order whose licence another handle (another instance) stored first: that one is sent.
+    const { o: o2, jobs: jobs2 } = order(customerId, terminalId, Date.now());
+    await repo.createOrder(o2, jobs2, CLASSIFIED);
+    assert.equal(await repo.licenceOf(o2.id), undefined, 'no licence yet');
+    const other = await again();
+    await other.saveLicence(o2.id, { data: 'elsewhere', sig: 's3' }, 3);
+    await other.close();
+    assert.deepEqual(await repo.saveLicence(o2.id, { data: 'here', sig: 's4' }, 4), {
+      data: 'elsewhere',
+      sig: 's3',
+    });
+    assert.deepEqual(await repo.licenceOf(o2.id), { data: 'elsewhere', sig: 's3' });
+    // Ads read before one is added or removed (an engine may keep the list) show the change at once.
+    assert.deepEqual(await repo.ads(), []);
     const adId = randomUUID();
     await repo.addAd({
       adId,
@@ -260,6 +274,10 @@ export function repositoryContract(name: string, engine: Engine, skip: string | 
     assert.equal(await repo.recordImpression(impression), true);
     assert.equal(await repo.recordImpression(impression), false);
     assert.deepEqual(await repo.impressionCounts(), [{ adId, shown: 1, completed: 1 }]);
+    assert.deepEqual(
+      (await repo.ads()).map((a) => a.adId),
+      [adId],
+    );
     assert.equal((await repo.impressionRows(0))[0]?.terminalType, 'headless');
     assert.equal(await repo.setCatalogPreroll(7, false), true);
     // A late progress report does not undo a delivery.
@@ -287,7 +305,10 @@ export function repositoryContract(name: string, engine: Engine, skip: string | 
     assert.equal((await reopened.orderById(o.id))?.wrappedKey, null);
     assert.deepEqual((await reopened.ads())[0]?.segments, { genre: ['drama'] });
     assert.equal((await reopened.catalogItem(7))?.preroll, false);
-    assert.equal((await reopened.pendingJobs()).length, 3);
+    assert.equal((await reopened.pendingJobs()).length, 6, 'three jobs for each of the two orders');
+    assert.equal(await reopened.removeAd(adId, Date.now()), true);
+    assert.deepEqual(await reopened.ads(), []);
+    assert.equal((await reopened.ads(true)).length, 1);
     await reopened.close();
   });
 }
