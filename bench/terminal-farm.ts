@@ -5,6 +5,7 @@
  *   {"cmd":"rss"}                            report this process's RSS
  *   {"cmd":"wipe","i":0,"orderId":"…"}      delete a stored rental (its file and its memory go)
  * With --first-frame, each licence immediately starts a decrypt and reports when the first chunk is ready.
+ * With --only welcome,licence, only those kinds of events (and errors) are reported.
  */
 
 import { join } from 'node:path';
@@ -21,13 +22,20 @@ const { values } = parseCli(process.argv.slice(2), {
   count: { type: 'string' },
   dir: { type: 'string' },
   'first-frame': { type: 'boolean' },
+  only: { type: 'string' },
 });
 const server = requireArg(values.server, 'server');
 const count = intArg(values.count, 'count', 1, 20_000) ?? 1;
 const dir = requireArg(values.dir, 'dir');
+// --only welcome,licence: report just these kinds of events (errors and answers to commands, always).
+const only =
+  typeof values.only === 'string'
+    ? new Set([...values.only.split(','), 'error', 'rss', 'wiped', 'decrypted'])
+    : undefined;
 // Lines written in one turn go out in one write: a busy farm reports thousands of events a second.
 let pending = '';
 const out = (o: Record<string, unknown>) => {
+  if (only && !only.has(o.t as string)) return;
   if (pending === '')
     setImmediate(() => {
       process.stdout.write(pending);
