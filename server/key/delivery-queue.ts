@@ -238,7 +238,8 @@ export class DeliveryQueue {
     const contentKey = nativeSecretboxOpen(o.wrappedKey, this.identity.storageKey);
 
     if (job.kind === 'content') {
-      await this.repo.setJobState(o.id, 'content', 'dispatched');
+      // The job stays as taken ('claimed') while its delivery runs: marking it 'dispatched' as well
+      // was a write per job that no query tells apart (every state but 'pending' waits alike).
       const preroll = await this.prerollFor(o);
       // Recorded before the content store starts, so its first report finds it (and is not
       // written again: recordStatus skips a report that changes nothing).
@@ -293,8 +294,7 @@ export class DeliveryQueue {
       );
       licence = await this.repo.saveLicence(o.id, licence, now);
     }
-    // Until acknowledged; a reconnecting terminal wakes the job and gets the same licence again.
-    await this.repo.setJobState(o.id, 'key', 'dispatched');
+    // Taken until acknowledged; a reconnecting terminal wakes the job and gets the same licence again.
     conn.send({ type: 'licence.deliver', orderId: o.id, licence });
     log('info', 'licence-sent', { orderId: o.id, terminalId: o.terminalId });
   }

@@ -107,7 +107,11 @@ export interface NamedOrder extends OrderRow {
 }
 
 export type JobKind = 'content' | 'key' | 'expire';
-/** pending: look at it when due; dispatched: handed off, awaiting confirmation; parked: waiting for its terminal. */
+/**
+ * pending: look at it when due; claimed: taken by an instance, its work under way or handed off until
+ * confirmed; parked: waiting for its terminal. Every state but pending waits alike. dispatched: what
+ * earlier versions wrote for a handed-off job; read as claimed, no longer written.
+ */
 export type JobState = 'pending' | 'claimed' | 'dispatched' | 'parked';
 
 /** Instances record that they are alive this often; one silent for INSTANCE_LIVE_MS is taken for dead. */

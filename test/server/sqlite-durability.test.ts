@@ -5,6 +5,7 @@
  * other write.
  */
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { afterEach, test } from 'node:test';
 import Database from 'better-sqlite3';
@@ -151,6 +152,16 @@ test('in one batch, a write that fails is undone alone; the others commit', asyn
     assert.equal(results[0].status, 'rejected');
     assert.equal(results[1].status, 'fulfilled');
     assert.equal((await repo.orderById(good.o.id))?.id, good.o.id);
+    // A licence is one statement, stored without a savepoint of its own: one for no order (a
+    // foreign-key error) fails alone, and the other in its batch is stored.
+    const licences = await Promise.allSettled([
+      repo.saveLicence(randomUUID(), { data: 'none', sig: 's0' }, 1),
+      repo.saveLicence(good.o.id, { data: 'good', sig: 's1' }, 1),
+    ]);
+    assert.deepEqual(
+      licences.map((r) => r.status),
+      ['rejected', 'fulfilled'],
+    );
     // Read from another connection: committed, not just visible to this one.
     const other = new Database(file, { readonly: true });
     try {
@@ -160,6 +171,9 @@ test('in one batch, a write that fails is undone alone; the others commit', asyn
       assert.deepEqual(delivered, { n: 2 }, 'the deferred write is committed');
       const rows = other.prepare('SELECT COUNT(*) AS n FROM classifications').get();
       assert.deepEqual(rows, { n: 2 }, 'no half of the failed write is left');
+      assert.deepEqual(other.prepare('SELECT order_id AS o, data FROM licences').all(), [
+        { o: good.o.id, data: 'good' },
+      ]);
     } finally {
       other.close();
     }
