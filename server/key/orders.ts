@@ -29,8 +29,14 @@ export function orderStatus(o: OrderRow, now: number): OrderStatus {
   return 'scheduled';
 }
 
-/** How long after an order update further changes wait, to go out together (see Orders.push). */
-export const ORDER_PUSH_COOLDOWN_MS = 50;
+/**
+ * How long after an order update further changes wait, to go out together (see Orders.push): at most
+ * five updates a second per order, a progress bar's pace; the first change after a quiet spell still
+ * goes at once. Each update is a read, a message and a parse in the customer's app: with 50 ms, a
+ * loaded server sent 2.1-2.5 updates per order and the orders benchmark spent 0.64-0.65 ms of CPU
+ * per order in all; with 250 ms, 0.61-0.62 ms.
+ */
+export const ORDER_PUSH_COOLDOWN_MS = 200;
 
 export class Orders {
   constructor(
