@@ -109,6 +109,10 @@ export class Orders {
         here && j.kind !== 'expire' && j.runAt <= now ? { ...j, claimedBy: cluster.instanceId } : j,
       );
       const taken = jobs.filter((j) => j.claimedBy);
+      // A delivery that starts as soon as the order is stored is recorded as under way with the
+      // order itself: writing it when the job starts was a statement and an update to the customer
+      // per order, a few milliseconds after the reply. (After a crash in between, the job runs again.)
+      if (taken.some((j) => j.kind === 'content')) order.contentState = 'delivering';
       const nextAt = Math.min(...jobs.filter((j) => !j.claimedBy).map((j) => j.runAt));
       // Where the order can be read back before it is durable, its key job starts now: the licence
       // then shares the order's commit and flush, and is sent only once that flush is done (which
