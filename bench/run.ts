@@ -130,12 +130,17 @@ async function wipeCopy(farm: Farm, i: number, orderId: string) {
   await farm.waitFor((e) => e.t === 'wiped' && e.orderId === orderId);
 }
 
-/** The median of three passes of a measure: this machine's speed drifts between passes. */
-const threePasses = (pass: () => number) => median([pass(), pass(), pass()]).value;
+/**
+ * The best of five passes of a raw measure. A raw limit is what this machine can do, and on this
+ * noisy VM a pass can only come out slower than that, never faster: the median of three (until the
+ * ninth session) once fell to 957 MB/s against 1,516 in the run before, and every ratio beside it
+ * rose by half.
+ */
+const bestOfFive = (pass: () => number) => Math.max(pass(), pass(), pass(), pass(), pass());
 
 /**
  * The raw limit of the cipher: secretstream push into reused buffers (the server's frames come from
- * a pool, so it allocates none either), after a warm-up, the median of three passes. Pushing into a
+ * a pool, so it allocates none either), after a warm-up, the best of five passes. Pushing into a
  * fresh buffer per chunk, as this measure did until the fifth session, put the allocator and page
  * faults into the "limit": 516-1319 MB/s from run to run on one machine, which made every ratio
  * beside it noise.
@@ -165,9 +170,9 @@ function rawNative(bytes: number) {
     return (count * CHUNK) / MiB / ((performance.now() - t) / 1000);
   };
   push(kept); // warm-up
-  const third = Math.floor(bytes / CHUNK / 3);
-  const pushed = threePasses(() => push(third));
-  // The pull measure decrypts one stream of `kept` chunks, pushed afresh, three times over.
+  const fifth = Math.floor(bytes / CHUNK / 5);
+  const pushed = bestOfFive(() => push(fifth));
+  // The pull measure decrypts one stream of `kept` chunks, pushed afresh, five times over.
   push(kept);
   const out = Buffer.alloc(CHUNK);
   const tag = Buffer.alloc(1);
@@ -178,7 +183,7 @@ function rawNative(bytes: number) {
     return (kept * CHUNK) / MiB / ((performance.now() - t) / 1000);
   };
   pull(); // warm-up
-  return { push: pushed, pull: threePasses(pull) };
+  return { push: pushed, pull: bestOfFive(pull) };
 }
 
 /** libsodium-wrappers returns a new array per chunk: that is its API, and the player's cost too. */
@@ -206,8 +211,8 @@ function rawWasm(bytes: number) {
     return (count * CHUNK) / MiB / ((performance.now() - t) / 1000);
   };
   push(64); // warm-up
-  const third = Math.floor(bytes / CHUNK / 3);
-  const pushed = threePasses(() => push(third));
+  const fifth = Math.floor(bytes / CHUNK / 5);
+  const pushed = bestOfFive(() => push(fifth));
   const pull = () => {
     const pullState = sodium.crypto_secretstream_xchacha20poly1305_init_pull(header, key);
     const t = performance.now();
@@ -215,7 +220,7 @@ function rawWasm(bytes: number) {
     return (chunks.length * CHUNK) / MiB / ((performance.now() - t) / 1000);
   };
   pull(); // warm-up
-  return { push: pushed, pull: threePasses(pull) };
+  return { push: pushed, pull: bestOfFive(pull) };
 }
 
 /**
