@@ -32,6 +32,9 @@ setup() {
   for _ in $(seq 1 30); do psql_admin 'SELECT 1' >/dev/null 2>&1 && break; sleep 1; done
   [ "$(psql_admin "SELECT 1 FROM pg_roles WHERE rolname = 'rental'")" = 1 ] ||
     psql_admin "CREATE ROLE rental LOGIN CREATEDB PASSWORD 'rental'"
+  # Tests drop their databases WITH (FORCE), which must end every session on them, autovacuum's
+  # workers too (they belong to no role the test role is a member of).
+  psql_admin "GRANT pg_signal_backend TO rental" >/dev/null
   [ "$(psql_admin "SELECT 1 FROM pg_database WHERE datname = 'rental_test'")" = 1 ] ||
     psql_admin "CREATE DATABASE rental_test OWNER rental"
   echo "$PORT" >"$PORT_FILE"
