@@ -73,7 +73,14 @@ export class LicenceSigner {
     const { boxPk, terminalId } = terminalKeys(terminalSignPublicKey);
     const licence: Licence = { v: 1, ...fields, terminalId, sealedKey: '' };
     const json = JSON.stringify(licence);
-    const request = { id: this.nextId++, head: json.slice(0, -2), key: contentKey, boxPk };
+    // Copies of exactly their bytes: a message carries a view's whole buffer, and a small Buffer is
+    // often a view of Node's shared 8 KiB pool (other keys among what else is in it).
+    const request = {
+      id: this.nextId++,
+      head: json.slice(0, -2),
+      key: new Uint8Array(contentKey),
+      boxPk: new Uint8Array(boxPk),
+    };
     if (this.queued.length === 0) setImmediate(() => this.post());
     this.queued.push(request);
     return new Promise((resolve) => this.waiting.set(request.id, { resolve, here }));
