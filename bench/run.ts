@@ -131,10 +131,10 @@ async function wipeCopy(farm: Farm, i: number, orderId: string) {
 }
 
 /**
- * The best of five passes of a raw measure (run in two rounds, see main). A raw limit is what this machine can do, and on this
- * noisy VM a pass can only come out slower than that, never faster: the median of three (until the
- * ninth session) once fell to 957 MB/s against 1,516 in the run before, and every ratio beside it
- * rose by half.
+ * The best of five passes of a raw measure (and of two rounds, see main). A raw limit is what this
+ * machine can do, and on this noisy VM a pass can only come out slower than that, never faster: the
+ * median of three (until the ninth session) once fell to 957 MB/s against 1,516 in the run before,
+ * and every ratio beside it rose by half.
  */
 const bestOfFive = (pass: () => number) => Math.max(pass(), pass(), pass(), pass(), pass());
 

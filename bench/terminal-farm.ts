@@ -5,7 +5,7 @@
  *   {"cmd":"rss"}                            report this process's RSS
  *   {"cmd":"wipe","i":0,"orderId":"…"}      delete a stored rental (its file and its memory go)
  * With --first-frame, each licence immediately starts a decrypt and reports when the first chunk is ready.
- * With --only welcome,licence, only those kinds of events (and errors) are reported.
+ * With --only welcome,licence, only those kinds of events are reported (errors and answers to commands always).
  */
 
 import { join } from 'node:path';
