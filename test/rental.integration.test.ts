@@ -336,6 +336,26 @@ test('a terminal offline at delivery time gets content and key when it comes bac
   assert.equal(sha(await collect(again.core, order.orderId)), sha(await mediaOf(server, 103)));
 });
 
+test('a terminal that goes away between its order and the delivery start shows as waiting for it', async () => {
+  const server = await testServer();
+  const { c, t } = await linkedPair(server);
+  // The terminal stops once the order is stored, before its delivery starts.
+  const createOrder = server.repo.createOrder.bind(server.repo);
+  server.repo.createOrder = async (...args) => {
+    await createOrder(...args);
+    t.core.stop();
+    await sleep(300); // the server sees its connection close
+  };
+  const order = await rentNow(c, t.core.terminalId, 103, 60);
+  assert.equal(order.contentState, 'delivering', 'placed while the terminal was online');
+  let listed: Awaited<ReturnType<typeof rentNow>> | undefined;
+  for (let i = 0; i < 100 && listed?.contentState !== 'waiting-terminal'; i++) {
+    listed = (await c.request('order.list', {})).orders.find((o) => o.orderId === order.orderId);
+    await sleep(20);
+  }
+  assert.equal(listed?.contentState, 'waiting-terminal');
+});
+
 test('the licence is never sent after the window: an offline terminal back too late gets nothing', async () => {
   const server = await testServer();
   const { c, t } = await linkedPair(server);

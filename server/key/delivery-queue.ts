@@ -242,9 +242,11 @@ export class DeliveryQueue {
       // was a write per job that no query tells apart (every state but 'pending' waits alike).
       const preroll = await this.prerollFor(o);
       // Recorded before the content store starts, so its first report finds it (and is not
-      // written again: recordStatus skips a report that changes nothing).
-      if (o.contentState === 'scheduled') {
-        const online = this.hub.role !== 'all' || this.hub.isOnline(o.terminalId);
+      // written again: recordStatus skips a report that changes nothing). An order placed for a
+      // terminal online then is stored as delivering already (Orders), and needs a write only if
+      // the terminal has gone since.
+      const online = this.hub.role !== 'all' || this.hub.isOnline(o.terminalId);
+      if (o.contentState === 'scheduled' || (o.contentState === 'delivering' && !online)) {
         await this.repo.setContentProgress(
           o.id,
           online ? 'delivering' : 'waiting-terminal',
