@@ -12,7 +12,7 @@
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import { type SignedEnvelope, signedBytes } from '../shared/crypto.ts';
-import type { Licence, LicenceFields } from '../shared/licence.ts';
+import { type LicenceFields, licenceBody } from '../shared/licence.ts';
 import { log } from './log.ts';
 import { loadNative, nativeIssueLicence, terminalKeys } from './native-sodium.ts';
 
@@ -71,8 +71,7 @@ export class LicenceSigner {
     const worker = this.theWorker();
     if (!worker) return Promise.resolve(here());
     const { boxPk, terminalId } = terminalKeys(terminalSignPublicKey);
-    const licence: Licence = { v: 1, ...fields, terminalId, sealedKey: '' };
-    const json = JSON.stringify(licence);
+    const json = JSON.stringify(licenceBody(fields, terminalId, ''));
     // Copies of exactly their bytes: a message carries a view's whole buffer, and a small Buffer is
     // often a view of Node's shared 8 KiB pool (other keys among what else is in it).
     const request = {

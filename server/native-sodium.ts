@@ -16,8 +16,7 @@ import {
   signJson,
   terminalIdFromPublicKey,
 } from '../shared/crypto.ts';
-import type { Licence, LicenceFields } from '../shared/licence.ts';
-import { issueLicence } from '../shared/licence.ts';
+import { issueLicence, type LicenceFields, licenceBody } from '../shared/licence.ts';
 import { BoundedCache } from './bounded-cache.ts';
 import { fillRandom } from './random-pool.ts';
 
@@ -134,11 +133,9 @@ export function nativeIssueLicence(
   const { boxPk, terminalId } = terminalKeys(terminalSignPublicKey);
   const sealed = Buffer.allocUnsafe(sn.crypto_box_SEALBYTES + contentKey.length);
   sn.crypto_box_seal(sealed, buf(contentKey), boxPk);
-  const licence: Licence = {
-    v: 1,
-    ...fields,
-    terminalId,
-    sealedKey: sealed.toString('base64url'),
-  };
-  return nativeSignJson('licence', licence, serverSecretKey);
+  return nativeSignJson(
+    'licence',
+    licenceBody(fields, terminalId, sealed.toString('base64url')),
+    serverSecretKey,
+  );
 }

@@ -34,18 +34,29 @@ export type Licence = z.infer<typeof Licence>;
 
 export type LicenceFields = Omit<Licence, 'v' | 'sealedKey' | 'terminalId'>;
 
+/**
+ * A licence's fields in the order they are signed, for every issuer (WASM, sodium-native, the
+ * server's signing thread). `sealedKey` comes last: server/licence-signer.ts builds the JSON with an
+ * empty one and fills it in on its worker.
+ */
+export const licenceBody = (fields: LicenceFields, terminalId: string, sealedKey: string): Licence => ({
+  v: 1,
+  ...fields,
+  terminalId,
+  sealedKey,
+});
+
 export function issueLicence(
   serverSecretKey: Uint8Array,
   fields: LicenceFields,
   contentKey: Uint8Array,
   terminalSignPublicKey: Uint8Array,
 ): SignedEnvelope {
-  const licence: Licence = {
-    v: 1,
-    ...fields,
-    terminalId: terminalIdFromPublicKey(terminalSignPublicKey),
-    sealedKey: toB64(sealTo(contentKey, boxPublicKeyOf(terminalSignPublicKey))),
-  };
+  const licence = licenceBody(
+    fields,
+    terminalIdFromPublicKey(terminalSignPublicKey),
+    toB64(sealTo(contentKey, boxPublicKeyOf(terminalSignPublicKey))),
+  );
   return signJson('licence', licence, serverSecretKey);
 }
 

@@ -55,7 +55,7 @@ let adStart = 0;
 // new buffers per chunk.
 const ad = Buffer.alloc(256);
 
-/** Bytes chunk `index` takes on the wire as one WebSocket message: the message's head, then its frame. */
+/** Bytes a chunk of `plainBytes` takes on the wire as one WebSocket message: its head, then its frame. */
 export function chunkMessageBytes(plainBytes: number): number {
   const frame = chunkFrameBytes(plainBytes);
   return frameHeadBytes(frame, false) + frame;
