@@ -350,7 +350,7 @@ test('a terminal that goes away between its order and the delivery start shows a
   server.repo.createOrder = async (...args) => {
     await createOrder(...args);
     t.core.stop();
-    await sleep(300); // the server sees its connection close
+    await until(() => !server.hub.isOnline(t.core.terminalId), 5000); // the server sees it gone
   };
   const order = await rentNow(c, t.core.terminalId, 103, 60);
   assert.equal(order.contentState, 'delivering', 'placed while the terminal was online');

@@ -241,17 +241,17 @@ export class DeliveryQueue {
       // The job stays as taken ('claimed') while its delivery runs: marking it 'dispatched' as well
       // was a write per job that no query tells apart (every state but 'pending' waits alike).
       const preroll = await this.prerollFor(o);
-      // Recorded before the content store starts, so its first report finds it (and is not
-      // written again: recordStatus skips a report that changes nothing). An order placed for a
-      // terminal online then is stored as delivering already (Orders), and needs a write only if
-      // the terminal has gone since.
+      // The state the delivery starts in, recorded before the content store starts, so its first
+      // report finds it (and is not written again: recordStatus skips a report that changes
+      // nothing). An order placed for a terminal online here is stored as delivering already
+      // (Orders): it is written only if that is no longer so.
       const online = this.hub.role !== 'all' || this.hub.isOnline(o.terminalId);
-      if (o.contentState === 'scheduled' || (o.contentState === 'delivering' && !online)) {
-        await this.repo.setContentProgress(
-          o.id,
-          online ? 'delivering' : 'waiting-terminal',
-          o.chunksDelivered,
-        );
+      const starting = online ? 'delivering' : 'waiting-terminal';
+      if (
+        (o.contentState === 'scheduled' || o.contentState === 'delivering') &&
+        o.contentState !== starting
+      ) {
+        await this.repo.setContentProgress(o.id, starting, o.chunksDelivered);
         await this.orders.push(o.id);
       }
       this.content.instruct({
