@@ -25,8 +25,10 @@ export class FramePool {
     readonly frameBytes: number,
     private readonly max: number,
   ) {}
+  /** A buffer of the pool's size is a whole ArrayBuffer of its own (a block sealer hands it over). */
   take(bytes: number): Buffer {
-    return (bytes === this.frameBytes && this.free.pop()) || Buffer.allocUnsafe(bytes);
+    if (bytes !== this.frameBytes) return Buffer.allocUnsafe(bytes);
+    return this.free.pop() ?? Buffer.allocUnsafeSlow(bytes);
   }
   /** Only once nothing reads `frame` any more (the socket's write of it has completed). */
   give(frame: Uint8Array): void {
@@ -69,10 +71,14 @@ export function encryptChunkFrame(
   index: number,
   total: number,
 ): Buffer {
-  const frame = Buffer.allocUnsafe(chunkFrameBytes(plain.length));
-  writeChunkFrame(frame, key, plain, orderId, index, total);
-  return frame;
+  const message = Buffer.allocUnsafe(chunkMessageBytes(plain.length));
+  writeChunkMessage(message, 0, key, plain, orderId, index, total);
+  return message.subarray(frameHeadBytes(chunkFrameBytes(plain.length), false));
 }
+
+// One chunk's layout, for chunks encrypted one at a time on this thread.
+let oneFields: Int32Array | undefined;
+let oneAd: Buffer | undefined;
 
 /**
  * Chunk `index` as a whole WebSocket binary message (server to client, so unmasked), written at
@@ -88,26 +94,55 @@ export function writeChunkMessage(
   index: number,
   total: number,
 ): number {
-  const frameBytes = chunkFrameBytes(plain.length);
-  const head = writeFrameHead(out, at, 2, frameBytes, false);
-  writeChunkFrame(out.subarray(at + head, at + head + frameBytes), key, plain, orderId, index, total);
-  return head + frameBytes;
+  if (!loadNative()) {
+    const frameBytes = chunkFrameBytes(plain.length);
+    const head = writeFrameHead(out, at, 2, frameBytes, false);
+    out.set(encodeChunkFrame(orderId, index, encryptChunk(key, plain, orderId, index, total)), at + head);
+    return head + frameBytes;
+  }
+  oneAd ??= Buffer.alloc(AD_ROOM);
+  oneFields ??= new Int32Array(CHUNK_FIELDS);
+  const bytes = layoutChunk(out, at, plain.length, 0, orderId, index, total, oneFields, 0, oneAd, 0);
+  sealChunks(key, plain, out, oneFields, oneAd);
+  return bytes;
 }
 
-/** Fills `frame` (exactly `chunkFrameBytes(plain.length)` long) with chunk `index`'s frame. */
-function writeChunkFrame(
-  frame: Buffer,
-  key: Uint8Array,
-  plain: Uint8Array,
+/**
+ * Where a laid-out chunk's pieces are, CHUNK_FIELDS numbers per chunk (an Int32Array, so a block's
+ * layout crosses to a sealing thread as one small copy): its secretstream header and ciphertext in
+ * the output, its plaintext in the plain buffer, its additional data in the ads buffer, its tag.
+ */
+export const CHUNK_FIELDS = 7;
+const F_HEADER = 0;
+const F_CIPHER = 1;
+const F_PLAIN = 2;
+const F_PLAIN_LEN = 3;
+const F_AD = 4;
+const F_AD_LEN = 5;
+const F_TAG = 6;
+/** Room for one chunk's additional data (format byte, order id, index and count as text). */
+export const AD_ROOM = 128;
+
+/**
+ * Everything of chunk `index`'s message but its ciphertext: the WebSocket head, the frame header,
+ * and a random secretstream header, at `at` in `out`; its additional data at `adAt` in `ads`; and
+ * its place in `fields` (CHUNK_FIELDS from `k * CHUNK_FIELDS`), with its plaintext at `plainAt` of
+ * the plain buffer sealChunks is given. Returns the message's length. Native only.
+ */
+export function layoutChunk(
+  out: Uint8Array,
+  at: number,
+  plainLen: number,
+  plainAt: number,
   orderId: string,
   index: number,
   total: number,
-): void {
-  const sn = loadNative();
-  if (!sn) {
-    frame.set(encodeChunkFrame(orderId, index, encryptChunk(key, plain, orderId, index, total)));
-    return;
-  }
+  fields: Int32Array,
+  k: number,
+  ads: Uint8Array,
+  adAt: number,
+): number {
+  const sn = loadNative() as NonNullable<ReturnType<typeof loadNative>>;
   if (headOrder !== orderId) {
     // Through the shared encoders (on an empty body; chunk 0 of 0), so each layout has one definition.
     head = encodeChunkFrame(orderId, 0, new Uint8Array(0)).subarray(0, CHUNK_FRAME_HEADER - 4);
@@ -117,26 +152,57 @@ function writeChunkFrame(
     headOrder = orderId;
   }
   const adBytes = adStart + ad.write(`${index}\n${total}`, adStart, 'latin1');
-  frame.set(head, 0);
-  frame.writeUInt32BE(index, CHUNK_FRAME_HEADER - 4);
-  state ??= Buffer.allocUnsafe(sn.crypto_secretstream_xchacha20poly1305_STATEBYTES);
-  const header = frame.subarray(CHUNK_FRAME_HEADER, CHUNK_FRAME_HEADER + CHUNK_HEADER_BYTES);
+  ads.set(ad.subarray(0, adBytes), adAt);
+  const frameBytes = chunkFrameBytes(plainLen);
+  const frame = at + writeFrameHead(out, at, 2, frameBytes, false);
+  out.set(head, frame);
+  new DataView(out.buffer, out.byteOffset).setUint32(frame + CHUNK_FRAME_HEADER - 4, index);
   // The chunk's header (secretstream's random 24-byte nonce) comes from the server's random pool:
   // init_push draws its own from the kernel, a system call per 64 KiB chunk (7 % of the server's
   // event loop in a delivery here). init_pull on a header drawn by us sets exactly the state
   // init_push would (libsodium's two functions differ only in where the header comes from).
-  fillRandom(header);
-  sn.crypto_secretstream_xchacha20poly1305_init_pull(state, header, key);
+  fillRandom(out, frame + CHUNK_FRAME_HEADER, CHUNK_HEADER_BYTES);
+  const f = k * CHUNK_FIELDS;
+  fields[f + F_HEADER] = frame + CHUNK_FRAME_HEADER;
+  fields[f + F_CIPHER] = frame + CHUNK_FRAME_HEADER + CHUNK_HEADER_BYTES;
+  fields[f + F_PLAIN] = plainAt;
+  fields[f + F_PLAIN_LEN] = plainLen;
+  fields[f + F_AD] = adAt;
+  fields[f + F_AD_LEN] = adBytes;
   // sodium-native wants the tag as a number; passing a Buffer fails silently.
-  const tag =
+  fields[f + F_TAG] =
     index === total - 1
       ? sn.crypto_secretstream_xchacha20poly1305_TAG_FINAL
       : sn.crypto_secretstream_xchacha20poly1305_TAG_MESSAGE;
-  sn.crypto_secretstream_xchacha20poly1305_push(
-    state,
-    frame.subarray(CHUNK_FRAME_HEADER + CHUNK_HEADER_BYTES),
-    plain,
-    ad.subarray(0, adBytes),
-    tag,
-  );
+  return frame + frameBytes - at;
+}
+
+/**
+ * Encrypts laid-out chunks in place (the block sealer's threads run the same loop). Each chunk is a
+ * secretstream of its own, so chunks can be sealed anywhere, in any order.
+ */
+export function sealChunks(
+  key: Uint8Array,
+  plain: Uint8Array,
+  out: Uint8Array,
+  fields: Int32Array,
+  ads: Uint8Array,
+): void {
+  const sn = loadNative() as NonNullable<ReturnType<typeof loadNative>>;
+  state ??= Buffer.allocUnsafe(sn.crypto_secretstream_xchacha20poly1305_STATEBYTES);
+  for (let f = 0; f < fields.length; f += CHUNK_FIELDS) {
+    const h = fields[f + F_HEADER] as number;
+    const c = fields[f + F_CIPHER] as number;
+    const p = fields[f + F_PLAIN] as number;
+    const n = fields[f + F_PLAIN_LEN] as number;
+    const a = fields[f + F_AD] as number;
+    sn.crypto_secretstream_xchacha20poly1305_init_pull(state, out.subarray(h, h + CHUNK_HEADER_BYTES), key);
+    sn.crypto_secretstream_xchacha20poly1305_push(
+      state,
+      out.subarray(c, c + n + CHUNK_ABYTES),
+      plain.subarray(p, p + n),
+      ads.subarray(a, a + (fields[f + F_AD_LEN] as number)),
+      fields[f + F_TAG] as number,
+    );
+  }
 }

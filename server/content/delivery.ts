@@ -12,8 +12,17 @@ import type { ContentState } from '../../shared/protocol.ts';
 import type { Conn, ConnectionHub } from '../connection-hub.ts';
 import { log } from '../log.ts';
 import type { Repository } from '../store/repository.ts';
-import { chunkMessageBytes, FramePool, writeChunkMessage } from './chunk-cipher.ts';
+import { blockSealer, SealerGone } from './block-sealer.ts';
+import {
+  AD_ROOM,
+  CHUNK_FIELDS,
+  chunkMessageBytes,
+  FramePool,
+  layoutChunk,
+  writeChunkMessage,
+} from './chunk-cipher.ts';
 import type { MediaStore } from './media-store.ts';
+import type { TitleReader } from './title-objects.ts';
 
 /** What the key server tells the content store (claim 21: item number and terminal address). */
 export interface DeliveryInstruction {
@@ -254,78 +263,45 @@ export class ContentDelivery implements ContentDispatcher {
     }
     this.report({ orderId: instr.orderId, have: s.have, total, state: 'delivering' });
     const fh = await this.media.titles.open(item.mediaFile);
-    // Read ahead in blocks of chunks, the next blocks while this one is encrypted and sent: the file
-    // system and the CPU overlap. Block buffers come from a pool all deliveries share, and go back
-    // to it once the delivery ends and no read is still filling them.
-    const owned: Buffer[] = [];
-    const readBlock = (first: number, reuse?: Buffer): Promise<Buffer> => {
-      const start = first * chunkSize;
-      const bytes = Math.min(item.size, (first + READ_AHEAD_CHUNKS) * chunkSize) - start;
-      // A full block from the shared pool; a title's short last block (all of a small title) only
-      // the bytes it needs: a 512 KiB block per order of a 1 KiB title was 6 % of the server's time.
-      let full = reuse && reuse.length >= bytes ? reuse : undefined;
-      if (!full) {
-        full = this.blocks.take(bytes);
-        owned.push(full);
-      }
-      const p = fh.read(full.subarray(0, bytes), start).then((bytesRead) => {
-        if (bytesRead !== bytes)
-          throw new Error(`media file for item ${item.itemNumber} is shorter than catalogued`);
-        return full;
-      });
-      p.catch(() => undefined); // if the loop stops early, an unread block's failure does not matter
-      return p;
-    };
-    let blockStart = s.have;
-    let nextRead = blockStart; // first chunk of the next block to read
-    // The block being sent and the next few, already being read.
-    const ahead: Promise<Buffer>[] = [];
-    const readAhead = (reuse?: Buffer) => {
-      const depth = this.readAheadDepth();
-      while (ahead.length < depth && nextRead < total) {
-        ahead.push(readBlock(nextRead, reuse));
-        reuse = undefined; // a finished block's buffer serves one new read
-        nextRead += READ_AHEAD_CHUNKS;
-      }
-    };
+    // The next few blocks are read and sealed while the socket takes the one before them: the file
+    // system, the cipher and the socket overlap. Each resolves to a block of whole chunk messages.
+    const preparing: Promise<Buffer>[] = [];
+    let next = s.have; // the first chunk of the next block to prepare
+    let lastSend: Promise<void> = Promise.resolve();
+    const unsent: Promise<void>[] = []; // the last send of each block, oldest first
+    const started = Date.now();
+    let sent = 0;
     try {
-      readAhead();
-      let lastSend: Promise<void> = Promise.resolve();
-      const unsent: Promise<void>[] = []; // the last send of each block, oldest first
-      let consumed: Buffer | undefined; // the block last encrypted, free for the next read
-      const started = Date.now();
-      let sent = 0;
-      // A block of chunks at a time, deliveries taking turns block by block (fair shares when many
-      // run at once); waiting for the terminal or the socket happens outside the turn.
-      for (let i = s.have; i < total && !s.cancelled; ) {
-        if (i >= blockStart + READ_AHEAD_CHUNKS) {
-          blockStart += READ_AHEAD_CHUNKS;
-          ahead.shift();
-          readAhead(consumed);
+      while (!s.cancelled && (next < total || preparing.length > 0)) {
+        if (next < total && preparing.length < this.readAheadDepth()) {
+          // Blocks start where the terminal's stored chunks end; none goes past its window.
+          const end = Math.min(total, next + READ_AHEAD_CHUNKS);
+          if (end - 1 - s.have < LIMITS.deliveryWindowChunks) {
+            const block = this.prepareBlock(instr, item.size, total, fh, next, end);
+            block.catch(() => undefined); // awaited in turn below, unless the delivery stops first
+            preparing.push(block);
+            next = end;
+            continue;
+          }
+          if (preparing.length === 0) {
+            await this.waitForProgress(s, instr);
+            continue;
+          }
         }
-        // This block's chunks (blocks start where the terminal's stored chunks end).
-        const end = Math.min(total, blockStart + READ_AHEAD_CHUNKS);
-        while (!s.cancelled && end - 1 - s.have >= LIMITS.deliveryWindowChunks)
-          await this.waitForProgress(s, instr);
-        if (s.cancelled) break;
-        const plainBlock = await (ahead[0] as Promise<Buffer>);
-        consumed = plainBlock; // read again only after its chunks are encrypted (into a send block)
-        const release = await this.turns.take();
-        try {
-          const block = this.encryptBlock(instr, item.size, total, plainBlock, blockStart, i, end);
-          i = end;
-          lastSend = s.conn.sendFramed(block);
-          // Only the latest send is awaited; an earlier one failing means the connection closed,
-          // which the close handler deals with. Do not leave its rejection unhandled. Once the
-          // socket has taken the block, its buffer serves a later one.
-          lastSend.then(
-            () => this.sendBlocks.give(block),
-            () => undefined,
-          );
-          sent += block.length;
-        } finally {
-          release();
+        const block = await (preparing.shift() as Promise<Buffer>);
+        if (s.cancelled) {
+          this.sendBlocks.give(block);
+          break;
         }
+        lastSend = s.conn.sendFramed(block);
+        // Only the latest send is awaited; an earlier one failing means the connection closed,
+        // which the close handler deals with. Do not leave its rejection unhandled. Once the
+        // socket has taken the block, its buffer serves a later one.
+        lastSend.then(
+          () => this.sendBlocks.give(block),
+          () => undefined,
+        );
+        sent += block.length;
         // Back-pressure without a bubble: wait for the oldest block still in the socket's buffer,
         // not the newest, so the buffer is never drained empty before encryption resumes.
         unsent.push(lastSend);
@@ -340,8 +316,9 @@ export class ContentDelivery implements ContentDispatcher {
       await lastSend;
       while (!s.cancelled && s.have < total) await this.waitForProgress(s, instr);
     } finally {
-      await Promise.allSettled(ahead); // no read may still be filling a buffer given back
-      for (const b of owned) this.blocks.give(b);
+      // No read or seal may still be using the title, nor a buffer given back.
+      for (const r of await Promise.allSettled(preparing))
+        if (r.status === 'fulfilled') this.sendBlocks.give(r.value);
       await fh.close();
     }
     if (s.cancelled) return;
@@ -352,30 +329,78 @@ export class ContentDelivery implements ContentDispatcher {
   }
 
   /**
-   * Chunks `first` to `end` (exclusive) of the block read from chunk `blockStart`, each a whole
-   * WebSocket message, encrypted into one buffer that leaves in one write. Synchronous, and apart
-   * from the long async loop that waits for reads, turns and the terminal.
+   * Chunks `first` to `end` (exclusive) as one buffer of whole WebSocket messages, which leaves in one
+   * write. A full block of a title on local disk is read and sealed on a sealing thread
+   * (block-sealer.ts); anything else (a title's short last block, a small title, a title in an
+   * object store, no sodium-native) is read and encrypted here, deliveries taking turns.
    */
-  private encryptBlock(
+  private async prepareBlock(
     instr: DeliveryInstruction,
     size: number,
     total: number,
-    plainBlock: Buffer,
-    blockStart: number,
+    title: TitleReader,
     first: number,
     end: number,
-  ): Buffer {
+  ): Promise<Buffer> {
     const chunkSize = LIMITS.chunkSize;
-    let bytes = 0;
-    for (let i = first; i < end; i++) bytes += chunkMessageBytes(plainChunkLength(size, chunkSize, i));
-    const block = this.sendBlocks.take(bytes);
-    let at = 0;
-    for (let i = first; i < end; i++) {
-      const from = (i - blockStart) * chunkSize;
-      const plain = plainBlock.subarray(from, from + plainChunkLength(size, chunkSize, i));
-      at += writeChunkMessage(block, at, instr.contentKey, plain, instr.orderId, i, total);
+    const start = first * chunkSize;
+    const plainBytes = Math.min(size, end * chunkSize) - start;
+    if (title.fd !== undefined && plainBytes === READ_AHEAD_CHUNKS * chunkSize && blockSealer.available) {
+      const out = this.sendBlocks.take(READ_AHEAD_CHUNKS * chunkMessageBytes(chunkSize));
+      const fields = new Int32Array(READ_AHEAD_CHUNKS * CHUNK_FIELDS);
+      const ads = new Uint8Array(READ_AHEAD_CHUNKS * AD_ROOM);
+      let at = 0;
+      for (let k = 0; k < READ_AHEAD_CHUNKS; k++)
+        at += layoutChunk(
+          out,
+          at,
+          chunkSize,
+          k * chunkSize,
+          instr.orderId,
+          first + k,
+          total,
+          fields,
+          k,
+          ads,
+          k * AD_ROOM,
+        );
+      try {
+        return await blockSealer.seal({
+          fd: title.fd,
+          position: start,
+          plainBytes,
+          out,
+          fields,
+          ads,
+          key: instr.contentKey,
+        });
+      } catch (err) {
+        if (!(err instanceof SealerGone)) throw err;
+        // The block went with the thread: read and seal it here.
+      }
     }
-    return block;
+    const plain = this.blocks.take(plainBytes);
+    try {
+      if ((await title.read(plain.subarray(0, plainBytes), start)) !== plainBytes)
+        throw new Error(`the media file of order ${instr.orderId}'s title is shorter than catalogued`);
+      const release = await this.turns.take();
+      try {
+        let bytes = 0;
+        for (let i = first; i < end; i++) bytes += chunkMessageBytes(plainChunkLength(size, chunkSize, i));
+        const block = this.sendBlocks.take(bytes);
+        let at = 0;
+        for (let i = first; i < end; i++) {
+          const from = (i - first) * chunkSize;
+          const chunk = plain.subarray(from, from + plainChunkLength(size, chunkSize, i));
+          at += writeChunkMessage(block, at, instr.contentKey, chunk, instr.orderId, i, total);
+        }
+        return block;
+      } finally {
+        release();
+      }
+    } finally {
+      this.blocks.give(plain);
+    }
   }
 
   private async waitForProgress(s: Session, instr: DeliveryInstruction) {

@@ -14,6 +14,8 @@ import { join } from 'node:path';
 export interface TitleReader {
   /** Fill `into` from byte `position`; returns how many bytes were read. */
   read(into: Buffer, position: number): Promise<number>;
+  /** The open file's descriptor, for a title on local disk: sealing threads read it directly. */
+  readonly fd?: number;
   close(): Promise<void>;
 }
 
@@ -63,6 +65,7 @@ export class DiskTitles implements TitleObjects {
     // and a delivery of small titles reads once per order); close waits for the ones in flight.
     const reading = new Set<Promise<number>>();
     return {
+      fd: fh.fd,
       read: (into, position) => {
         const p = new Promise<number>((resolve, reject) =>
           read(fh.fd, into, 0, into.length, position, (err, n) => (err ? reject(err) : resolve(n))),
