@@ -130,7 +130,7 @@ export const AD_ROOM = 128;
  * the plain buffer sealChunks is given. Returns the message's length. Native only.
  */
 export function layoutChunk(
-  out: Uint8Array,
+  out: Buffer,
   at: number,
   plainLen: number,
   plainAt: number,
@@ -156,7 +156,7 @@ export function layoutChunk(
   const frameBytes = chunkFrameBytes(plainLen);
   const frame = at + writeFrameHead(out, at, 2, frameBytes, false);
   out.set(head, frame);
-  new DataView(out.buffer, out.byteOffset).setUint32(frame + CHUNK_FRAME_HEADER - 4, index);
+  out.writeUInt32BE(index, frame + CHUNK_FRAME_HEADER - 4);
   // The chunk's header (secretstream's random 24-byte nonce) comes from the server's random pool:
   // init_push draws its own from the kernel, a system call per 64 KiB chunk (7 % of the server's
   // event loop in a delivery here). init_pull on a header drawn by us sets exactly the state
