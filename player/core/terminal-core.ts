@@ -5,10 +5,10 @@
  * decrypts only inside the window by trusted time, and wipes key and ciphertext when it closes.
  */
 import {
+  ChunkOpener,
   chunkCount,
   cipherChunkLength,
   concatBytes,
-  decryptChunk,
   fromB64,
   generateIdentity,
   type Identity,
@@ -284,18 +284,23 @@ export class TerminalCore {
     let block: Uint8Array[] = [];
     let blockStart = 0;
     let next = read(0);
-    for (let i = 0; i < r.totalChunks; i++) {
-      if (signal?.aborted) break;
-      if (i === blockStart + block.length) {
-        block = await next;
-        blockStart = i;
-        if (block.length === 0) throw new TerminalError('TAMPERED', `chunk ${i} is missing`);
-        if (i + block.length < r.totalChunks) next = read(i + block.length);
+    const opener = new ChunkOpener(key, cipherChunkLength(r.chunkSize));
+    try {
+      for (let i = 0; i < r.totalChunks; i++) {
+        if (signal?.aborted) break;
+        if (i === blockStart + block.length) {
+          block = await next;
+          blockStart = i;
+          if (block.length === 0) throw new TerminalError('TAMPERED', `chunk ${i} is missing`);
+          if (i + block.length < r.totalChunks) next = read(i + block.length);
+        }
+        const cipher = block[i - blockStart] as Uint8Array;
+        const plain = opener.open(cipher, orderId, i, r.totalChunks);
+        if (!plain) throw new TerminalError('TAMPERED', `chunk ${i} failed authentication`);
+        await sink(plain, i);
       }
-      const cipher = block[i - blockStart] as Uint8Array;
-      const plain = decryptChunk(key, cipher, orderId, i, r.totalChunks);
-      if (!plain) throw new TerminalError('TAMPERED', `chunk ${i} failed authentication`);
-      await sink(plain, i);
+    } finally {
+      opener.close();
     }
     return licence;
   }
