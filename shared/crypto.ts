@@ -259,7 +259,8 @@ interface RawSodium {
   ): number;
 }
 
-const STATE_BYTES = 52; // crypto_secretstream_xchacha20poly1305_statebytes()
+/** Room for the secretstream state (crypto_secretstream_xchacha20poly1305_statebytes() is 52), 8-aligned. */
+const STATE_ROOM = 64;
 const AD_BYTES = 256; // a chunk's additional data: format, order id, index and count
 
 /**
@@ -289,11 +290,11 @@ export class ChunkOpener {
   ) {
     this.lib = (na() as unknown as { libsodium: RawSodium }).libsodium;
     const cipherRoom = Math.max(CHUNK_ABYTES, maxChunkBytes - CHUNK_HEADER_BYTES);
-    this.bytes = 64 + CHUNK_HEADER_BYTES + 32 + 8 + AD_BYTES + 2 * cipherRoom;
+    this.bytes = STATE_ROOM + CHUNK_HEADER_BYTES + 32 + 8 + AD_BYTES + 2 * cipherRoom;
     this.at = this.lib._malloc(this.bytes);
     if (!this.at) throw new Error('libsodium is out of memory');
-    this.state = this.at; // 64 bytes, 8-aligned: room for the 52-byte state
-    this.header = this.state + 64;
+    this.state = this.at;
+    this.header = this.state + STATE_ROOM;
     this.key = this.header + CHUNK_HEADER_BYTES;
     this.tag = this.key + 32;
     this.ad = this.tag + 8;
