@@ -121,6 +121,8 @@ export class BlockSealer {
     const promise = new Promise<Buffer>((resolve, reject) => this.waiting.set(id, { resolve, reject }));
     slot.jobs++;
     slot.worker.ref(); // held while jobs are on it
+    // A copy of exactly the key's bytes, handed over too (none stays behind here); the worker zeroes it.
+    const key = new Uint8Array(job.key);
     slot.worker.postMessage(
       {
         id,
@@ -130,10 +132,9 @@ export class BlockSealer {
         out: whole,
         fields: job.fields,
         ads: job.ads,
-        // A copy of exactly its bytes (the worker zeroes it after use).
-        key: new Uint8Array(job.key),
+        key,
       },
-      [whole],
+      [whole, key.buffer],
     );
     return promise;
   }

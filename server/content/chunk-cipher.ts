@@ -120,7 +120,7 @@ const F_PLAIN_LEN = 3;
 const F_AD = 4;
 const F_AD_LEN = 5;
 const F_TAG = 6;
-/** Room for one chunk's additional data (format byte, order id, index and count as text). */
+/** Room for one chunk’s additional data (the format’s name, the order id, index and count, as text: 83 bytes at most). */
 export const AD_ROOM = 128;
 
 /**
