@@ -9,12 +9,11 @@
  * it signs. Without sodium-native, or once the worker has died, licences are issued on the event
  * loop as before.
  */
-import { createRequire } from 'node:module';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { type SignedEnvelope, signedBytes } from '../shared/crypto.ts';
 import { type LicenceFields, licenceBody } from '../shared/licence.ts';
 import { log } from './log.ts';
-import { loadNative, nativeIssueLicence, terminalKeys } from './native-sodium.ts';
+import { nativeIssueLicence, sodiumWorker, terminalKeys } from './native-sodium.ts';
 
 // Plain JavaScript, evaluated in the worker: it needs no TypeScript loader.
 const WORKER_SOURCE = `
@@ -107,38 +106,26 @@ export class LicenceSigner {
 
   private theWorker(): Worker | undefined {
     if (this.worker || this.failed) return this.worker;
-    const sodium = loadNative() ? createRequire(import.meta.url).resolve('sodium-native') : undefined;
-    if (!sodium) {
-      this.failed = true;
-      return undefined;
-    }
-    const worker = new Worker(WORKER_SOURCE, {
-      eval: true,
-      execArgv: [],
-      workerData: {
-        sodium,
-        prefix: signedBytes('licence', new Uint8Array(0)),
-        secretKey: this.signSecretKey,
+    const worker = sodiumWorker<{ id: number; data: string; sig: string }[]>(
+      WORKER_SOURCE,
+      { prefix: signedBytes('licence', new Uint8Array(0)), secretKey: this.signSecretKey },
+      (replies) => {
+        for (const r of replies) {
+          const w = this.waiting.get(r.id);
+          this.waiting.delete(r.id);
+          w?.resolve({ data: r.data, sig: r.sig });
+        }
+        if (this.waiting.size === 0) worker?.unref();
       },
-    });
-    worker.on('message', (replies: { id: number; data: string; sig: string }[]) => {
-      for (const r of replies) {
-        const w = this.waiting.get(r.id);
-        this.waiting.delete(r.id);
-        w?.resolve({ data: r.data, sig: r.sig });
-      }
-      if (this.waiting.size === 0) worker.unref();
-    });
-    const died = (why: string) => {
-      if (this.worker !== worker) return;
-      log('error', 'licence-signer-died', { error: why });
-      this.failed = true;
-      this.worker = undefined;
-      this.issueHere();
-    };
-    worker.on('error', (err) => died(String(err)));
-    worker.on('exit', (code) => died(`exit code ${code}`));
-    worker.unref();
+      (why) => {
+        if (this.worker !== worker) return; // closed: not a death
+        log('error', 'licence-signer-died', { error: why });
+        this.failed = true;
+        this.worker = undefined;
+        this.issueHere();
+      },
+    );
+    if (!worker) this.failed = true;
     this.worker = worker;
     return worker;
   }

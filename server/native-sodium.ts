@@ -5,6 +5,7 @@
  * counterpart (tests check both ways) and falls back to it when the native addon cannot load.
  */
 import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
 import {
   boxPublicKeyOf,
   newContentKey,
@@ -60,6 +61,35 @@ export function loadNative(): SodiumNative | null {
     }
   }
   return native;
+}
+
+/**
+ * A worker thread running `source` with sodium-native, or undefined without it. `source` is plain
+ * JavaScript (the tsx hooks registered on the main thread do not reach a worker) and finds the
+ * addon at `workerData.sodium`. `onDeath` hears once of an error or an exit, a terminate() included
+ * (the caller tells its own close apart). Idle, the worker does not hold the process open: ref() it
+ * while work is on it.
+ */
+export function sodiumWorker<M>(
+  source: string,
+  workerData: Record<string, unknown>,
+  onMessage: (m: M) => void,
+  onDeath: (why: string) => void,
+): Worker | undefined {
+  if (!loadNative()) return undefined;
+  const sodium = createRequire(import.meta.url).resolve('sodium-native');
+  const worker = new Worker(source, { eval: true, execArgv: [], workerData: { ...workerData, sodium } });
+  let dead = false;
+  const died = (why: string) => {
+    if (dead) return;
+    dead = true;
+    onDeath(why);
+  };
+  worker.on('message', onMessage);
+  worker.on('error', (err) => died(String(err)));
+  worker.on('exit', (code) => died(`exit code ${code}`));
+  worker.unref();
+  return worker;
 }
 
 const buf = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.length);

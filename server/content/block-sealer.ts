@@ -11,12 +11,11 @@
  * Without sodium-native, or once a worker has died, blocks are sealed on the event loop: a job that
  * was on a dead worker rejects with SealerGone, and its buffer is gone with it.
  */
-import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { CHUNK_ABYTES, CHUNK_HEADER_BYTES } from '../../shared/crypto.ts';
 import { log } from '../log.ts';
-import { loadNative } from '../native-sodium.ts';
+import { loadNative, sodiumWorker } from '../native-sodium.ts';
 import { CHUNK_FIELDS } from './chunk-cipher.ts';
 
 // Plain JavaScript, evaluated in the worker: it needs no TypeScript loader. The loop is
@@ -160,41 +159,41 @@ export class BlockSealer {
   }
 
   private start(): boolean {
-    const sodium = loadNative() ? createRequire(import.meta.url).resolve('sodium-native') : undefined;
-    if (!sodium) {
-      this.failed = true;
-      return false;
-    }
     for (let i = 0; i < this.threads; i++) {
-      const worker = new Worker(WORKER_SOURCE, { eval: true, execArgv: [], workerData: { sodium } });
-      const slot: Slot = { worker, jobs: 0 };
-      worker.on('message', (m: { id: number; out: ArrayBuffer; error?: string }) => {
-        const w = this.waiting.get(m.id);
-        if (!w) return;
-        this.waiting.delete(m.id);
-        slot.jobs--;
-        if (slot.jobs === 0) worker.unref();
-        if (m.error) w.reject(new Error(m.error));
-        else {
-          this.sealed++;
-          w.resolve(Buffer.from(m.out));
-        }
-      });
-      const died = (why: string) => {
-        if (!this.slots.includes(slot)) return;
-        log('error', 'block-sealer-died', { error: why });
+      const slot = { jobs: 0 } as Slot; // its worker is set below, before any message can arrive
+      const worker = sodiumWorker<{ id: number; out: ArrayBuffer; error?: string }>(
+        WORKER_SOURCE,
+        {},
+        (m) => {
+          const w = this.waiting.get(m.id);
+          if (!w) return;
+          this.waiting.delete(m.id);
+          slot.jobs--;
+          if (slot.jobs === 0) slot.worker.unref();
+          if (m.error) w.reject(new Error(m.error));
+          else {
+            this.sealed++;
+            w.resolve(Buffer.from(m.out));
+          }
+        },
+        (why) => {
+          if (!this.slots.includes(slot)) return; // closed, or another thread's death stopped it
+          log('error', 'block-sealer-died', { error: why });
+          this.failed = true;
+          const all = this.slots;
+          this.slots = [];
+          for (const s of all) void s.worker.terminate();
+          for (const [id, w] of this.waiting) {
+            this.waiting.delete(id);
+            w.reject(new SealerGone(`a sealing thread stopped: ${why}`));
+          }
+        },
+      );
+      if (!worker) {
         this.failed = true;
-        const all = this.slots;
-        this.slots = [];
-        for (const s of all) void s.worker.terminate();
-        for (const [id, w] of this.waiting) {
-          this.waiting.delete(id);
-          w.reject(new SealerGone(`a sealing thread stopped: ${why}`));
-        }
-      };
-      worker.on('error', (err) => died(String(err)));
-      worker.on('exit', (code) => died(`exit code ${code}`));
-      worker.unref();
+        return false;
+      }
+      slot.worker = worker;
       this.slots.push(slot);
     }
     return true;

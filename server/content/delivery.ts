@@ -1,8 +1,8 @@
 /**
  * The content store's delivery engine. On a delivery instruction it encrypts the title for that one
- * order, chunk by chunk, and pushes it to the terminal. Memory stays bounded: one chunk is read,
- * encrypted and sent at a time, at most a window of chunks is unacknowledged, and sending pauses
- * while the socket's buffer is full. The terminal says which chunk to start from, so a broken
+ * order, a block of chunks at a time, and pushes it to the terminal. Memory stays bounded: a few
+ * blocks are read and encrypted ahead of the socket, at most a window of chunks is unacknowledged,
+ * and sending pauses while the socket's buffer is full. The terminal says which chunk to start from, so a broken
  * transfer (or a restarted server) resumes where the terminal's storage left off.
  */
 import { chunkCount, plainChunkLength, type SignedEnvelope } from '../../shared/crypto.ts';
@@ -72,7 +72,7 @@ const READ_AHEAD_CHUNKS = 8;
 const READ_AHEAD_BLOCKS = 4;
 /** Idle blocks of chunk messages kept for reuse across deliveries (8 MiB). */
 const IDLE_SEND_BLOCKS = 16;
-/** Idle read-ahead blocks kept for reuse across deliveries (8 MiB). */
+/** Idle plaintext blocks (of blocks read and encrypted on the event loop) kept for reuse (8 MiB). */
 const IDLE_BLOCKS = 16;
 /**
  * Memory all running deliveries share for read-ahead blocks and frames waiting in their sockets'
@@ -112,7 +112,7 @@ export class ContentDelivery implements ContentDispatcher {
   );
   private readonly blocks = new FramePool(READ_AHEAD_CHUNKS * LIMITS.chunkSize, IDLE_BLOCKS);
 
-  /** A delivery's share of SHARED_BUFFER_BYTES: half for reading ahead, half for its socket. */
+  /** A delivery's share of SHARED_BUFFER_BYTES: half for blocks prepared ahead of its socket, half for the socket. */
   private share(): number {
     return SHARED_BUFFER_BYTES / 2 / Math.max(1, this.sessions.size);
   }
