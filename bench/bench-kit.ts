@@ -51,6 +51,31 @@ export function cpuMeter(pid: number, mainThread = false): (units: number) => nu
   return (units) => ((cpuSeconds(pid, mainThread) - start) * 1000) / units;
 }
 
+/**
+ * The share of the machine's CPU time the hypervisor gave to others since this call (the "steal"
+ * column of /proc/stat), as a fraction: `stealMeter()()`. On this project's VMs a measure's spread
+ * follows the host's load; this says how busy the host was while a measure ran. A nested VM may
+ * report less than it loses.
+ */
+export function stealMeter(): () => number {
+  const read = () => {
+    const cpu = (readFileSync('/proc/stat', 'utf8').split('\n')[0] as string)
+      .trim()
+      .split(/\s+/)
+      .slice(1)
+      .map(Number);
+    // user nice system idle iowait irq softirq steal: the total of all, and steal.
+    const total = cpu.slice(0, 8).reduce((a, b) => a + b, 0);
+    return { total, steal: cpu[7] ?? 0 };
+  };
+  const start = read();
+  return () => {
+    const now = read();
+    const total = now.total - start.total;
+    return total > 0 ? (now.steal - start.steal) / total : 0;
+  };
+}
+
 /** The median of some runs, and how the table shows them ("median of a, b, c" when more than one). */
 export function median(runs: number[]): { value: number; shown: string } {
   const value = percentile(
@@ -229,15 +254,21 @@ export async function linkFarm(server: ServerProcess, farm: Farm, count: number,
  * The raw limit of the transport: `bytes` over one loopback TCP connection to another Node process
  * that reads and drops them (Node's own socket reads, as the terminal's WebSocket gets them), in
  * frames of a chunk's size written from reused buffers, honouring back-pressure. No WebSocket, no
- * cipher, no disk: what two processes on this machine's kernel can move at most.
+ * cipher, no disk: what two processes on this machine's kernel can move at most. Also what moving a
+ * MiB costs both processes in CPU (user + system, the kernel's copies and TCP included), as on a
+ * machine of few cores that cost is taken from the cipher's.
  */
-export async function rawLoopback(bytes: number, frameBytes: number): Promise<number> {
+export async function rawLoopback(
+  bytes: number,
+  frameBytes: number,
+): Promise<{ rate: number; cpuMsPerMiB: number }> {
   const sink = spawn(
     process.execPath,
     [
       '-e',
       // Ends once: the last frame can arrive in two reads, and a second end() was an unhandled error.
-      `const s = require('node:net').createServer((c) => { let n = 0; c.on('error', () => {}); c.on('data', (d) => { const was = n; n += d.length; if (was < ${bytes} && n >= ${bytes}) c.end('done'); }); });
+      // Its CPU is counted from the first bytes, not from its start-up, and sent back as it ends.
+      `const s = require('node:net').createServer((c) => { let n = 0, u0; c.on('error', () => {}); c.on('data', (d) => { u0 ??= process.cpuUsage(); const was = n; n += d.length; if (was < ${bytes} && n >= ${bytes}) { const u = process.cpuUsage(u0); c.end(String(u.user + u.system)); } }); });
        s.listen(0, '127.0.0.1', () => console.log(s.address().port));`,
     ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
@@ -250,17 +281,27 @@ export async function rawLoopback(bytes: number, frameBytes: number): Promise<nu
     const socket = connect(port, '127.0.0.1');
     await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
     const frames = Array.from({ length: 64 }, () => Buffer.alloc(frameBytes, 7));
-    const done = new Promise<void>((resolve) => socket.once('data', () => resolve()));
+    const done = new Promise<number>((resolve) => {
+      let reply = '';
+      socket.on('data', (d) => {
+        reply += d.toString();
+      });
+      socket.once('end', () => resolve(Number(reply)));
+    });
     const t = performance.now();
+    const cpu0 = process.cpuUsage();
     for (let sent = 0, i = 0; sent < bytes; i++) {
       const frame = frames[i % frames.length] as Buffer;
       sent += frame.length;
       if (!socket.write(frame)) await new Promise((r) => socket.once('drain', r));
     }
-    await done;
-    const rate = bytes / MiB / ((performance.now() - t) / 1000);
+    const sinkCpuUs = await done;
+    const ms = performance.now() - t;
+    const sender = process.cpuUsage(cpu0);
     socket.destroy();
-    return rate;
+    if (!Number.isFinite(sinkCpuUs)) throw new Error('the loopback sink did not report its CPU');
+    const mib = bytes / MiB;
+    return { rate: mib / (ms / 1000), cpuMsPerMiB: (sender.user + sender.system + sinkCpuUs) / 1000 / mib };
   } finally {
     sink.kill();
   }
