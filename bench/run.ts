@@ -427,17 +427,20 @@ async function main(): Promise<number> {
 
       // Three decryptions of the stored title, the median (one in --quick).
       const decRates: number[] = [];
+      const decSteal = stealMeter();
       for (let run = 0; run < S.deliveryRuns; run++) {
         farm.send({ cmd: 'decrypt', i: 0, orderId });
         const dec = (await farm.waitFor((e) => e.t === 'decrypted', run + 1))[run];
         decRates.push((dec?.bytes as number) / MiB / ((dec?.ms as number) / 1000));
       }
       const { value: dmbs, shown: dmbsRuns } = median(decRates);
+      const decStolen = decSteal();
+      results.player_decrypt_host_steal = decStolen;
       results.player_decrypt_mb_s = dmbs;
       results.player_decrypt_vs_raw_wasm = dmbs / wasm.pull;
       row(
         'player core decrypt (libsodium-wrappers, from storage)',
-        `${dmbs.toFixed(0)} MB/s${dmbsRuns}`,
+        `${dmbs.toFixed(0)} MB/s${dmbsRuns}; host steal ${percent(decStolen)}`,
         `${wasm.pull.toFixed(0)} MB/s wasm`,
         (dmbs / wasm.pull).toFixed(2),
       );
