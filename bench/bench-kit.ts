@@ -1,7 +1,7 @@
 /** Shared pieces of the benchmarks: a server child process, a terminal farm child, titles, RSS, percentiles. */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
-import { connect } from 'node:net';
+import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { WebSocket } from 'ws';
@@ -251,36 +251,43 @@ export async function linkFarm(server: ServerProcess, farm: Farm, count: number,
 }
 
 /**
- * The raw limit of the transport: `bytes` over one loopback TCP connection to another Node process
- * that reads and drops them (Node's own socket reads, as the terminal's WebSocket gets them), in
- * frames of a chunk's size written from reused buffers, honouring back-pressure. No WebSocket, no
+ * The raw limit of the transport: `bytes` over one loopback TCP connection from this process to
+ * another Node process that reads and drops them, with the I/O pattern of a delivery and nothing
+ * else: the sending side writes `writeBytes` at a time from reused buffers, honouring back-pressure
+ * (the server writes a block of eight chunk messages in one write), and the receiving side connects
+ * and reads into one 256 KiB buffer (`onread`, as the headless terminal does). No WebSocket, no
  * cipher, no disk: what two processes on this machine's kernel can move at most. Also what moving a
  * MiB costs both processes in CPU (user + system, the kernel's copies and TCP included), as on a
  * machine of few cores that cost is taken from the cipher's.
  */
 export async function rawLoopback(
   bytes: number,
-  frameBytes: number,
+  writeBytes: number,
 ): Promise<{ rate: number; cpuMsPerMiB: number }> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  const connected = new Promise<Socket>((resolve) => server.once('connection', resolve));
+  // The sink's CPU is counted from its first bytes, not from its start-up, and sent back as it ends.
   const sink = spawn(
     process.execPath,
     [
       '-e',
-      // Ends once: the last frame can arrive in two reads, and a second end() was an unhandled error.
-      // Its CPU is counted from the first bytes, not from its start-up, and sent back as it ends.
-      `const s = require('node:net').createServer((c) => { let n = 0, u0; c.on('error', () => {}); c.on('data', (d) => { u0 ??= process.cpuUsage(); const was = n; n += d.length; if (was < ${bytes} && n >= ${bytes}) { const u = process.cpuUsage(u0); c.end(String(u.user + u.system)); } }); });
-       s.listen(0, '127.0.0.1', () => console.log(s.address().port));`,
+      `let n = 0, u0; const s = require('node:net').connect({ port: ${port}, host: '127.0.0.1', onread: { buffer: Buffer.allocUnsafeSlow(256 * 1024), callback: (got) => {
+         u0 ??= process.cpuUsage(); const was = n; n += got;
+         if (was < ${bytes} && n >= ${bytes}) { const u = process.cpuUsage(u0); s.end(String(u.user + u.system)); }
+       } } }); s.on('error', () => {});`,
     ],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
+    { stdio: ['ignore', 'ignore', 'inherit'] },
   );
   try {
-    const port = await new Promise<number>((resolve, reject) => {
-      sink.stdout?.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
-      sink.once('exit', () => reject(new Error('the loopback sink exited')));
-    });
-    const socket = connect(port, '127.0.0.1');
-    await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
-    const frames = Array.from({ length: 64 }, () => Buffer.alloc(frameBytes, 7));
+    const exited = new Promise<never>((_, reject) =>
+      sink.once('exit', () => reject(new Error('the loopback sink exited'))),
+    );
+    exited.catch(() => undefined);
+    const socket = await Promise.race([connected, exited]);
+    socket.setNoDelay(true);
+    const writes = Array.from({ length: 8 }, () => Buffer.alloc(writeBytes, 7));
     const done = new Promise<number>((resolve) => {
       let reply = '';
       socket.on('data', (d) => {
@@ -291,11 +298,13 @@ export async function rawLoopback(
     const t = performance.now();
     const cpu0 = process.cpuUsage();
     for (let sent = 0, i = 0; sent < bytes; i++) {
-      const frame = frames[i % frames.length] as Buffer;
-      sent += frame.length;
-      if (!socket.write(frame)) await new Promise((r) => socket.once('drain', r));
+      const w = writes[i % writes.length] as Buffer;
+      const part = Math.min(w.length, bytes - sent);
+      sent += part;
+      if (!socket.write(part === w.length ? w : w.subarray(0, part)))
+        await new Promise((r) => socket.once('drain', r));
     }
-    const sinkCpuUs = await done;
+    const sinkCpuUs = await Promise.race([done, exited]);
     const ms = performance.now() - t;
     const sender = process.cpuUsage(cpu0);
     socket.destroy();
@@ -304,5 +313,6 @@ export async function rawLoopback(
     return { rate: mib / (ms / 1000), cpuMsPerMiB: (sender.user + sender.system + sinkCpuUs) / 1000 / mib };
   } finally {
     sink.kill();
+    server.close();
   }
 }

@@ -21,6 +21,7 @@ import { join } from 'node:path';
 import sodium from 'libsodium-wrappers';
 import { parseCli, runCli } from '../server/cli-args.ts';
 import { chunkFrameBytes } from '../server/content/chunk-cipher.ts';
+import { READ_AHEAD_CHUNKS } from '../server/content/delivery.ts';
 import type { SodiumNative } from '../server/native-sodium.ts';
 import { cryptoReady } from '../shared/crypto.ts';
 import { rentNow } from '../test/harness.ts';
@@ -347,7 +348,7 @@ async function main(): Promise<number> {
         const disk = rawDisk(join(work, 'delivery-terms', 'disk-limit'), S.delivery / 2);
         diskRates.push(disk.rate);
         diskCpu.push(disk.cpuMsPerMiB);
-        const loop = await rawLoopback(S.delivery / 2, chunkFrameBytes(CHUNK));
+        const loop = await rawLoopback(S.delivery / 2, READ_AHEAD_CHUNKS * chunkFrameBytes(CHUNK));
         loopbackRates.push(loop.rate);
         loopbackCpu.push(loop.cpuMsPerMiB);
         const delivered = await deliverOnce(t0, farm, 900);
@@ -379,7 +380,7 @@ async function main(): Promise<number> {
         '1.00',
       );
       row(
-        'raw loopback TCP between two Node processes (64 KiB frames), before each delivery',
+        'raw loopback TCP between two Node processes (writes of 8 chunk messages, 256 KiB reads), before each delivery',
         `${loopback.toFixed(0)} MB/s${loopbackRuns}`,
         'baseline',
         '1.00',

@@ -66,8 +66,8 @@ interface Session {
 }
 
 const ACCEPT_TIMEOUT_MS = 30_000;
-/** Chunks read from disk at a time (8 × 64 KiB). */
-const READ_AHEAD_CHUNKS = 8;
+/** Chunks read from disk at a time (8 × 64 KiB), and sent in one write. */
+export const READ_AHEAD_CHUNKS = 8;
 /** Blocks read ahead of the one being sent: the file system's latency hides behind the CPU's work. */
 const READ_AHEAD_BLOCKS = 4;
 /** Idle blocks of chunk messages kept for reuse across deliveries (8 MiB). */
