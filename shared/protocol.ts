@@ -372,9 +372,17 @@ function uuidToBytes(uuid: string): Uint8Array {
   return out;
 }
 
+/** Two hex digits for each byte value. */
+const HEX = Array.from({ length: 256 }, (_, x) => x.toString(16).padStart(2, '0'));
+
+/** Every chunk a terminal receives names its order: a table and plain concatenation, not arrays. */
 function bytesToUuid(b: Uint8Array): string {
-  const h = Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+  let s = '';
+  for (let i = 0; i < 16; i++) {
+    if (i === 4 || i === 6 || i === 8 || i === 10) s += '-';
+    s += HEX[b[i] as number];
+  }
+  return s;
 }
 
 /** Human-readable list of what is wrong with a message, one line per field. */

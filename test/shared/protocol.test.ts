@@ -119,4 +119,12 @@ test('chunk frames round-trip and garbage is refused', () => {
   });
   assert.equal(decodeChunkFrame(new Uint8Array(10)), undefined);
   assert.equal(decodeChunkFrame(frame.subarray(0, 23)), undefined);
+  // Every byte value in every place of the order's id comes back as the same lower-case text.
+  const ids = [
+    '00000000-0000-0000-0000-000000000000',
+    'ffffffff-ffff-ffff-ffff-ffffffffffff',
+    '0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0',
+    ...Array.from({ length: 200 }, () => crypto.randomUUID()),
+  ];
+  for (const id of ids) assert.equal(decodeChunkFrame(encodeChunkFrame(id, 1, cipher))?.orderId, id);
 });
