@@ -293,7 +293,7 @@ export async function rawLoopback(
       socket.on('data', (d) => {
         reply += d.toString();
       });
-      socket.once('end', () => resolve(Number(reply)));
+      socket.once('end', () => resolve(reply ? Number(reply) : Number.NaN));
     });
     const t = performance.now();
     const cpu0 = process.cpuUsage();

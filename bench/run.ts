@@ -231,9 +231,10 @@ function rawWasm(bytes: number) {
 
 /**
  * The raw limit of the terminal's disk, measured in its folder: `bytes` written as the terminal
- * writes a title (1 MiB writes, an fdatasync every 4 MiB), then deleted. The single-delivery
- * terminal keeps its title on this disk, so a delivery can go no faster than this, whatever the
- * cipher's rate; this project's VMs have measured anywhere from 0.3 to 2.3 GB/s.
+ * writes a title (1 MiB writes, an fdatasync every 4 MiB), read back from the page cache as the
+ * server reads a title, then deleted. The single-delivery terminal keeps its title on this disk, so
+ * a delivery can go no faster than this, whatever the cipher's rate; this project's VMs have
+ * measured anywhere from 0.3 to 2.3 GB/s. Also the CPU per MiB of the writes, and of the read.
  */
 function rawDisk(dir: string, bytes: number): { rate: number; cpuMsPerMiB: number; readCpuMsPerMiB: number } {
   mkdirSync(dir, { recursive: true });
@@ -253,8 +254,8 @@ function rawDisk(dir: string, bytes: number): { rate: number; cpuMsPerMiB: numbe
     const cpu = process.cpuUsage(cpu0);
     const mib = bytes / MiB;
     const rate = mib / ((performance.now() - t) / 1000);
-    // Read back from the page cache as the server reads a title: blocks of eight chunks.
-    const readBlock = Buffer.allocUnsafeSlow(8 * CHUNK);
+    // Read back from the page cache as the server reads a title: a block of chunks at a time.
+    const readBlock = Buffer.allocUnsafeSlow(READ_AHEAD_CHUNKS * CHUNK);
     const read0 = process.cpuUsage();
     for (let at = 0; at < bytes; at += readBlock.length) readSync(fd, readBlock, 0, readBlock.length, at);
     const read = process.cpuUsage(read0);
@@ -419,9 +420,10 @@ async function main(): Promise<number> {
       const cpuBound = (cores * 1000) / (serverCpuMs + farmCpuMs);
       results.delivery_mb_s_cpu_bound = cpuBound;
       // The same bound for the raw parts alone: the title's read from the page cache, the cipher and
-      // the loopback transfer (both ends), each at its CPU per MiB measured in this run. No delivery of this design passes it on this
-      // machine's cores while server and terminal share them, however little its own code costs. The
-      // disk is left out: its CPU per MiB here swings tenfold with what the kernel last freed.
+      // the loopback transfer (both ends), each at its CPU per MiB measured in this run. No delivery
+      // of this design passes it on this machine's cores while server and terminal share them,
+      // however little its own code costs. The disk is left out: its CPU per MiB here swings tenfold
+      // with what the kernel last freed.
       const rawParts = {
         read: median(readCpu).value,
         cipher: 1000 / native.push,
