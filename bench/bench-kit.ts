@@ -268,7 +268,8 @@ export async function rawLoopback(
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   const connected = new Promise<Socket>((resolve) => server.once('connection', resolve));
-  // The sink's CPU is counted from its first bytes, not from its start-up, and sent back as it ends.
+  // The sink's CPU is counted from its first bytes, not from its start-up, and sent back as it ends;
+  // a sink that cannot connect exits, which fails the measure instead of hanging it.
   const sink = spawn(
     process.execPath,
     [
@@ -276,7 +277,7 @@ export async function rawLoopback(
       `let n = 0, u0; const s = require('node:net').connect({ port: ${port}, host: '127.0.0.1', onread: { buffer: Buffer.allocUnsafeSlow(256 * 1024), callback: (got) => {
          u0 ??= process.cpuUsage(); const was = n; n += got;
          if (was < ${bytes} && n >= ${bytes}) { const u = process.cpuUsage(u0); s.end(String(u.user + u.system)); }
-       } } }); s.on('error', () => {});`,
+       } } }); s.on('error', () => process.exit(1));`,
     ],
     { stdio: ['ignore', 'ignore', 'inherit'] },
   );
