@@ -215,6 +215,11 @@ export function plainChunkLength(size: number, chunkSize: number, index: number)
 
 export const chunkAd = (orderId: string, index: number, total: number): Uint8Array =>
   encodeUtf8(`rental-delivery/v1/chunk\n${orderId}\n${index}\n${total}`);
+/**
+ * Room for one chunk's additional data wherever it is built in place (the server's block layout,
+ * the player's ChunkOpener): with a UUID order id and 32-bit index and count, 83 bytes at most.
+ */
+export const CHUNK_AD_ROOM = 128;
 
 export function encryptChunk(
   key: Uint8Array,
@@ -261,7 +266,6 @@ interface RawSodium {
 
 /** Room for the secretstream state (crypto_secretstream_xchacha20poly1305_statebytes() is 52), 8-aligned. */
 const STATE_ROOM = 64;
-const AD_BYTES = 256; // a chunk's additional data: format, order id, index and count
 
 /**
  * Opens one title's chunks, exactly as decryptChunk does (tests compare), through libsodium's own
@@ -290,7 +294,7 @@ export class ChunkOpener {
   ) {
     this.lib = (na() as unknown as { libsodium: RawSodium }).libsodium;
     const cipherRoom = Math.max(CHUNK_ABYTES, maxChunkBytes - CHUNK_HEADER_BYTES);
-    this.bytes = STATE_ROOM + CHUNK_HEADER_BYTES + 32 + 8 + AD_BYTES + 2 * cipherRoom;
+    this.bytes = STATE_ROOM + CHUNK_HEADER_BYTES + 32 + 8 + CHUNK_AD_ROOM + 2 * cipherRoom;
     this.at = this.lib._malloc(this.bytes);
     if (!this.at) throw new Error('libsodium is out of memory');
     this.state = this.at;
@@ -298,7 +302,7 @@ export class ChunkOpener {
     this.key = this.header + CHUNK_HEADER_BYTES;
     this.tag = this.key + 32;
     this.ad = this.tag + 8;
-    this.cipher = this.ad + AD_BYTES;
+    this.cipher = this.ad + CHUNK_AD_ROOM;
     this.plain = this.cipher + cipherRoom;
     this.lib.HEAPU8.set(key, this.key);
   }
@@ -308,7 +312,7 @@ export class ChunkOpener {
     if (this.closed) throw new Error('the chunk opener is closed');
     if (data.length < CHUNK_HEADER_BYTES + CHUNK_ABYTES || data.length > this.maxChunkBytes) return undefined;
     const ad = chunkAd(orderId, index, total);
-    if (ad.length > AD_BYTES) return undefined;
+    if (ad.length > CHUNK_AD_ROOM) return undefined;
     const cipherBytes = data.length - CHUNK_HEADER_BYTES;
     const lib = this.lib;
     // Read HEAPU8 afresh on every call: a view goes stale if libsodium's memory grows meanwhile.

@@ -5,7 +5,13 @@
  * read once, encrypted once and sent without further copies. Falls back to the shared WASM code when
  * the native addon cannot load.
  */
-import { CHUNK_ABYTES, CHUNK_HEADER_BYTES, chunkAd, encryptChunk } from '../../shared/crypto.ts';
+import {
+  CHUNK_ABYTES,
+  CHUNK_AD_ROOM,
+  CHUNK_HEADER_BYTES,
+  chunkAd,
+  encryptChunk,
+} from '../../shared/crypto.ts';
 import { CHUNK_FRAME_HEADER, encodeChunkFrame } from '../../shared/protocol.ts';
 import { frameHeadBytes, writeFrameHead } from '../../shared/websocket-frame.ts';
 import { loadNative } from '../native-sodium.ts';
@@ -55,7 +61,7 @@ let head: Uint8Array = new Uint8Array(0);
 let adStart = 0;
 // The additional data of the chunk being encrypted, built in place: `chunkAd`'s bytes, without two
 // new buffers per chunk.
-const ad = Buffer.alloc(256);
+const ad = Buffer.alloc(CHUNK_AD_ROOM);
 
 /** Bytes a chunk of `plainBytes` takes on the wire as one WebSocket message: its head, then its frame. */
 export function chunkMessageBytes(plainBytes: number): number {
@@ -100,7 +106,7 @@ export function writeChunkMessage(
     out.set(encodeChunkFrame(orderId, index, encryptChunk(key, plain, orderId, index, total)), at + head);
     return head + frameBytes;
   }
-  oneAd ??= Buffer.alloc(AD_ROOM);
+  oneAd ??= Buffer.alloc(CHUNK_AD_ROOM);
   oneFields ??= new Int32Array(CHUNK_FIELDS);
   const bytes = layoutChunk(out, at, plain.length, 0, orderId, index, total, oneFields, 0, oneAd, 0);
   sealChunks(key, plain, out, oneFields, oneAd);
@@ -120,8 +126,6 @@ const F_PLAIN_LEN = 3;
 const F_AD = 4;
 const F_AD_LEN = 5;
 const F_TAG = 6;
-/** Room for one chunk’s additional data (the format’s name, the order id, index and count, as text: 83 bytes at most). */
-export const AD_ROOM = 128;
 
 /**
  * Everything of chunk `index`'s message but its ciphertext: the WebSocket head, the frame header,

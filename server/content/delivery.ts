@@ -2,10 +2,10 @@
  * The content store's delivery engine. On a delivery instruction it encrypts the title for that one
  * order, a block of chunks at a time, and pushes it to the terminal. Memory stays bounded: a few
  * blocks are read and encrypted ahead of the socket, at most a window of chunks is unacknowledged,
- * and sending pauses while the socket's buffer is full. The terminal says which chunk to start from, so a broken
- * transfer (or a restarted server) resumes where the terminal's storage left off.
+ * and sending pauses while the socket's buffer is full. The terminal says which chunk to start
+ * from, so a broken transfer (or a restarted server) resumes where the terminal's storage left off.
  */
-import { chunkCount, plainChunkLength, type SignedEnvelope } from '../../shared/crypto.ts';
+import { CHUNK_AD_ROOM, chunkCount, plainChunkLength, type SignedEnvelope } from '../../shared/crypto.ts';
 import { RentalError } from '../../shared/errors.ts';
 import { LIMITS } from '../../shared/limits.ts';
 import type { ContentState } from '../../shared/protocol.ts';
@@ -14,7 +14,6 @@ import { log } from '../log.ts';
 import type { Repository } from '../store/repository.ts';
 import { blockSealer, SealerGone } from './block-sealer.ts';
 import {
-  AD_ROOM,
   CHUNK_FIELDS,
   chunkMessageBytes,
   FramePool,
@@ -348,7 +347,7 @@ export class ContentDelivery implements ContentDispatcher {
     if (title.fd !== undefined && plainBytes === READ_AHEAD_CHUNKS * chunkSize && blockSealer.available) {
       const out = this.sendBlocks.take(READ_AHEAD_CHUNKS * chunkMessageBytes(chunkSize));
       const fields = new Int32Array(READ_AHEAD_CHUNKS * CHUNK_FIELDS);
-      const ads = new Uint8Array(READ_AHEAD_CHUNKS * AD_ROOM);
+      const ads = new Uint8Array(READ_AHEAD_CHUNKS * CHUNK_AD_ROOM);
       let at = 0;
       for (let k = 0; k < READ_AHEAD_CHUNKS; k++)
         at += layoutChunk(
@@ -362,7 +361,7 @@ export class ContentDelivery implements ContentDispatcher {
           fields,
           k,
           ads,
-          k * AD_ROOM,
+          k * CHUNK_AD_ROOM,
         );
       try {
         return await blockSealer.seal({

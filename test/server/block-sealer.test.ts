@@ -9,14 +9,13 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { BlockSealer, blockSealer, SealerGone } from '../../server/content/block-sealer.ts';
 import {
-  AD_ROOM,
   CHUNK_FIELDS,
   chunkFrameBytes,
   chunkMessageBytes,
   layoutChunk,
   sealChunks,
 } from '../../server/content/chunk-cipher.ts';
-import { cryptoReady, decryptChunk, newContentKey } from '../../shared/crypto.ts';
+import { CHUNK_AD_ROOM, cryptoReady, decryptChunk, newContentKey } from '../../shared/crypto.ts';
 import { decodeChunkFrame } from '../../shared/protocol.ts';
 import { frameHeadBytes } from '../../shared/websocket-frame.ts';
 import { cleanup, collect, linkedPair, rentNow, tempDir, testServer } from '../harness.ts';
@@ -33,10 +32,22 @@ after(cleanup);
 function laidOut(orderId: string, first: number, count: number, total: number) {
   const out = Buffer.allocUnsafeSlow(count * chunkMessageBytes(CHUNK));
   const fields = new Int32Array(count * CHUNK_FIELDS);
-  const ads = new Uint8Array(count * AD_ROOM);
+  const ads = new Uint8Array(count * CHUNK_AD_ROOM);
   let at = 0;
   for (let k = 0; k < count; k++)
-    at += layoutChunk(out, at, CHUNK, k * CHUNK, orderId, first + k, total, fields, k, ads, k * AD_ROOM);
+    at += layoutChunk(
+      out,
+      at,
+      CHUNK,
+      k * CHUNK,
+      orderId,
+      first + k,
+      total,
+      fields,
+      k,
+      ads,
+      k * CHUNK_AD_ROOM,
+    );
   assert.equal(at, out.length);
   return { out, fields, ads };
 }
