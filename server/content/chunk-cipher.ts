@@ -182,6 +182,39 @@ export function layoutChunk(
 }
 
 /**
+ * `count` full chunks (of `chunkSize` plaintext bytes) of a title of `total`, from chunk `first`,
+ * laid out one after another in `out` (layoutChunk), their plaintext one after another too: the
+ * layout a sealing thread or sealChunks then encrypts. Returns the fields and additional data.
+ */
+export function layoutBlock(
+  out: Buffer,
+  chunkSize: number,
+  orderId: string,
+  first: number,
+  count: number,
+  total: number,
+): { fields: Int32Array; ads: Uint8Array; bytes: number } {
+  const fields = new Int32Array(count * CHUNK_FIELDS);
+  const ads = new Uint8Array(count * CHUNK_AD_ROOM);
+  let bytes = 0;
+  for (let k = 0; k < count; k++)
+    bytes += layoutChunk(
+      out,
+      bytes,
+      chunkSize,
+      k * chunkSize,
+      orderId,
+      first + k,
+      total,
+      fields,
+      k,
+      ads,
+      k * CHUNK_AD_ROOM,
+    );
+  return { fields, ads, bytes };
+}
+
+/**
  * Encrypts laid-out chunks in place (the block sealer's threads run the same loop). Each chunk is a
  * secretstream of its own, so chunks can be sealed anywhere, in any order.
  */

@@ -5,7 +5,7 @@
  * and sending pauses while the socket's buffer is full. The terminal says which chunk to start
  * from, so a broken transfer (or a restarted server) resumes where the terminal's storage left off.
  */
-import { CHUNK_AD_ROOM, chunkCount, plainChunkLength, type SignedEnvelope } from '../../shared/crypto.ts';
+import { chunkCount, plainChunkLength, type SignedEnvelope } from '../../shared/crypto.ts';
 import { RentalError } from '../../shared/errors.ts';
 import { LIMITS } from '../../shared/limits.ts';
 import type { ContentState } from '../../shared/protocol.ts';
@@ -13,13 +13,7 @@ import type { Conn, ConnectionHub } from '../connection-hub.ts';
 import { log } from '../log.ts';
 import type { Repository } from '../store/repository.ts';
 import { blockSealer, SealerGone } from './block-sealer.ts';
-import {
-  CHUNK_FIELDS,
-  chunkMessageBytes,
-  FramePool,
-  layoutChunk,
-  writeChunkMessage,
-} from './chunk-cipher.ts';
+import { chunkMessageBytes, FramePool, layoutBlock, writeChunkMessage } from './chunk-cipher.ts';
 import type { MediaStore } from './media-store.ts';
 import type { TitleReader } from './title-objects.ts';
 
@@ -346,23 +340,7 @@ export class ContentDelivery implements ContentDispatcher {
     const plainBytes = Math.min(size, end * chunkSize) - start;
     if (title.fd !== undefined && plainBytes === READ_AHEAD_CHUNKS * chunkSize && blockSealer.available) {
       const out = this.sendBlocks.take(READ_AHEAD_CHUNKS * chunkMessageBytes(chunkSize));
-      const fields = new Int32Array(READ_AHEAD_CHUNKS * CHUNK_FIELDS);
-      const ads = new Uint8Array(READ_AHEAD_CHUNKS * CHUNK_AD_ROOM);
-      let at = 0;
-      for (let k = 0; k < READ_AHEAD_CHUNKS; k++)
-        at += layoutChunk(
-          out,
-          at,
-          chunkSize,
-          k * chunkSize,
-          instr.orderId,
-          first + k,
-          total,
-          fields,
-          k,
-          ads,
-          k * CHUNK_AD_ROOM,
-        );
+      const { fields, ads } = layoutBlock(out, chunkSize, instr.orderId, first, READ_AHEAD_CHUNKS, total);
       try {
         return await blockSealer.seal({
           fd: title.fd,

@@ -9,13 +9,12 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { BlockSealer, blockSealer, SealerGone } from '../../server/content/block-sealer.ts';
 import {
-  CHUNK_FIELDS,
   chunkFrameBytes,
   chunkMessageBytes,
-  layoutChunk,
+  layoutBlock,
   sealChunks,
 } from '../../server/content/chunk-cipher.ts';
-import { CHUNK_AD_ROOM, cryptoReady, decryptChunk, newContentKey } from '../../shared/crypto.ts';
+import { cryptoReady, decryptChunk, newContentKey } from '../../shared/crypto.ts';
 import { decodeChunkFrame } from '../../shared/protocol.ts';
 import { frameHeadBytes } from '../../shared/websocket-frame.ts';
 import { cleanup, collect, linkedPair, rentNow, tempDir, testServer } from '../harness.ts';
@@ -31,24 +30,8 @@ after(cleanup);
 /** `count` chunks of a title of `total`, from chunk `first`, laid out in a buffer handed over whole. */
 function laidOut(orderId: string, first: number, count: number, total: number) {
   const out = Buffer.allocUnsafeSlow(count * chunkMessageBytes(CHUNK));
-  const fields = new Int32Array(count * CHUNK_FIELDS);
-  const ads = new Uint8Array(count * CHUNK_AD_ROOM);
-  let at = 0;
-  for (let k = 0; k < count; k++)
-    at += layoutChunk(
-      out,
-      at,
-      CHUNK,
-      k * CHUNK,
-      orderId,
-      first + k,
-      total,
-      fields,
-      k,
-      ads,
-      k * CHUNK_AD_ROOM,
-    );
-  assert.equal(at, out.length);
+  const { fields, ads, bytes } = layoutBlock(out, CHUNK, orderId, first, count, total);
+  assert.equal(bytes, out.length);
   return { out, fields, ads };
 }
 
