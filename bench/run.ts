@@ -731,15 +731,23 @@ async function main(): Promise<number> {
           e[m[2] as string] = Date.parse(m[1] as string);
           at.set(m[3] as string, e);
         }
-        const seg = { placed: [] as number[], issued: [] as number[], received: [] as number[] };
+        const segments = () => ({ placed: [] as number[], issued: [] as number[], received: [] as number[] });
+        const seg = segments();
+        // The same segments by the second the order was placed in.
+        const segBySecond = new Map<number, ReturnType<typeof segments>>();
         for (const e of lic) {
           const id = e.orderId as string;
           const s0 = sentAt.get(id) as number;
           const x = at.get(id);
           if (!x?.['order-placed'] || !x['licence-sent']) continue;
-          seg.placed.push(x['order-placed'] - s0);
-          seg.issued.push(x['licence-sent'] - x['order-placed']);
-          seg.received.push((e.at as number) - x['licence-sent']);
+          const second = Math.floor((s0 - start) / 1000);
+          const inSecond = segBySecond.get(second) ?? segments();
+          segBySecond.set(second, inSecond);
+          for (const into of [seg, inSecond]) {
+            into.placed.push(x['order-placed'] - s0);
+            into.issued.push(x['licence-sent'] - x['order-placed']);
+            into.received.push((e.at as number) - x['licence-sent']);
+          }
         }
         for (const [k, v] of Object.entries(seg)) {
           v.sort((a, b) => a - b);
@@ -756,8 +764,17 @@ async function main(): Promise<number> {
         }
         for (const [s, l] of [...bySecond].sort((a, b) => a[0] - b[0])) {
           l.sort((a, b) => a - b);
+          const parts = Object.entries(segBySecond.get(s) ?? segments())
+            .map(
+              ([k, v]) =>
+                `${k} ${percentile(
+                  v.sort((a, b) => a - b),
+                  50,
+                )}`,
+            )
+            .join(', ');
           console.log(
-            `second ${s}: p50 ${percentile(l, 50)} p99 ${percentile(l, 99)} max ${l[l.length - 1]}`,
+            `second ${s}: p50 ${percentile(l, 50)} p99 ${percentile(l, 99)} max ${l[l.length - 1]} (p50s: ${parts})`,
           );
         }
       }
