@@ -171,10 +171,16 @@ async function messageRoundTrips(n: number): Promise<number> {
       orderId: 'o'.repeat(36),
       licence: 'a'.repeat(LICENCE_BYTES),
     });
+    // A connection that drops mid-pass fails the measure instead of leaving it waiting.
+    const dropped = new Promise<never>((_, reject) => {
+      ws.once('close', () => reject(new Error('the WebSocket echo closed the connection')));
+      ws.once('error', reject);
+    });
+    dropped.catch(() => undefined);
     let best = Number.POSITIVE_INFINITY;
     for (let pass = 0; pass < 3; pass++) {
       const u0 = process.cpuUsage();
-      await new Promise<void>((resolve) => {
+      const passDone = new Promise<void>((resolve) => {
         let sent = 0;
         let got = 0;
         const onMessage = () => {
@@ -190,12 +196,15 @@ async function messageRoundTrips(n: number): Promise<number> {
         ws.on('message', onMessage);
         for (; sent < Math.min(IN_FLIGHT, n); sent++) ws.send(message);
       });
+      await Promise.race([passDone, dropped]);
       const mine = process.cpuUsage(u0);
       // The echo's CPU since this pass's first message, asked for once the pass is over.
-      const theirs = await new Promise<number>((resolve) => {
+      const reported = new Promise<number>((resolve) => {
         ws.once('message', (d) => resolve(Number(String(d))));
         ws.send('cpu');
       });
+      const theirs = await Promise.race([reported, dropped]);
+      if (!Number.isFinite(theirs)) throw new Error('the WebSocket echo did not report its CPU');
       best = Math.min(best, (mine.user + mine.system + theirs) / n);
     }
     ws.close();

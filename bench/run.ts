@@ -764,17 +764,12 @@ async function main(): Promise<number> {
         }
         for (const [s, l] of [...bySecond].sort((a, b) => a[0] - b[0])) {
           l.sort((a, b) => a - b);
-          const parts = Object.entries(segBySecond.get(s) ?? segments())
-            .map(
-              ([k, v]) =>
-                `${k} ${percentile(
-                  v.sort((a, b) => a - b),
-                  50,
-                )}`,
-            )
-            .join(', ');
+          const parts = Object.entries(segBySecond.get(s) ?? segments()).map(([k, v]) => {
+            v.sort((a, b) => a - b);
+            return `${k} ${percentile(v, 50)}`;
+          });
           console.log(
-            `second ${s}: p50 ${percentile(l, 50)} p99 ${percentile(l, 99)} max ${l[l.length - 1]} (p50s: ${parts})`,
+            `second ${s}: p50 ${percentile(l, 50)} p99 ${percentile(l, 99)} max ${l[l.length - 1]} (p50s: ${parts.join(', ')})`,
           );
         }
       }
