@@ -7,7 +7,9 @@
  *   commit followed by an fdatasync of the WAL, as the server acknowledges orders.
  * - Four WebSocket round trips between two processes, both ends' CPU: the order and its answer, the
  *   licence and its acknowledgement, the title's offer and its acceptance, its chunk and the
- *   progress report. Messages of a licence's size, several in flight, as in a busy second.
+ *   progress report. Messages of a licence's size, measured twice: many in flight, as in a busy
+ *   second, where one wake-up of a process serves several messages; and one at a time, as orders
+ *   arriving a millisecond apart travel, where every message wakes its receiver.
  * - The terminal's copy of the licence: a new folder, the file written to a temporary name, synced,
  *   and renamed into place, in the folder the benchmark's terminals use.
  *
@@ -28,11 +30,15 @@ export interface OrderFloor {
   licenceIssueUs: number;
   licenceCheckUs: number;
   orderRowUs: number;
+  /** The four round trips with many messages in flight, and with one at a time. */
   messagesUs: number;
+  messagesAloneUs: number;
   licenceStoreUs: number;
   /** Their sum, and the orders a second it allows on `cores` cores kept busy. */
   totalUs: number;
   ordersPerSecond: number;
+  /** The sum with each message alone: what an order costs when orders come one at a time. */
+  totalAloneUs: number;
 }
 
 type Native = SodiumNative & {
@@ -43,6 +49,7 @@ type Native = SodiumNative & {
 /** A licence's JSON and signature as they travel are about this long (the orders measure's are 700-760). */
 const LICENCE_BYTES = 700;
 const ROUND_TRIPS_PER_ORDER = 4;
+/** Messages in flight in a busy second's measure (the max run keeps 200 orders in flight). */
 const IN_FLIGHT = 16;
 
 /** CPU µs per unit of `f(n)` (this process, all threads), the best of three passes. */
@@ -138,9 +145,10 @@ function licenceStores(dir: string, n: number): number {
 
 /**
  * WebSocket round trips between this process and an echoing child (the `ws` library at both ends,
- * as server and terminals use it), `IN_FLIGHT` at a time; CPU µs per round trip, both processes.
+ * as server and terminals use it), `inFlight` at a time; CPU µs per round trip, both processes,
+ * for each of `inFlights`.
  */
-async function messageRoundTrips(n: number): Promise<number> {
+async function messageRoundTrips(n: number, inFlights: number[]): Promise<number[]> {
   const wsPath = createRequire(import.meta.url).resolve('ws');
   const echo = spawn(
     process.execPath,
@@ -177,38 +185,42 @@ async function messageRoundTrips(n: number): Promise<number> {
       ws.once('error', reject);
     });
     dropped.catch(() => undefined);
-    let best = Number.POSITIVE_INFINITY;
-    for (let pass = 0; pass < 3; pass++) {
-      const u0 = process.cpuUsage();
-      const passDone = new Promise<void>((resolve) => {
-        let sent = 0;
-        let got = 0;
-        const onMessage = () => {
-          got++;
-          if (got === n) {
-            ws.off('message', onMessage);
-            resolve();
-          } else if (sent < n) {
-            sent++;
-            ws.send(message);
-          }
-        };
-        ws.on('message', onMessage);
-        for (; sent < Math.min(IN_FLIGHT, n); sent++) ws.send(message);
-      });
-      await Promise.race([passDone, dropped]);
-      const mine = process.cpuUsage(u0);
-      // The echo's CPU since this pass's first message, asked for once the pass is over.
-      const reported = new Promise<number>((resolve) => {
-        ws.once('message', (d) => resolve(Number(String(d))));
-        ws.send('cpu');
-      });
-      const theirs = await Promise.race([reported, dropped]);
-      if (!Number.isFinite(theirs)) throw new Error('the WebSocket echo did not report its CPU');
-      best = Math.min(best, (mine.user + mine.system + theirs) / n);
+    const bests: number[] = [];
+    for (const inFlight of inFlights) {
+      let best = Number.POSITIVE_INFINITY;
+      for (let pass = 0; pass < 3; pass++) {
+        const u0 = process.cpuUsage();
+        const passDone = new Promise<void>((resolve) => {
+          let sent = 0;
+          let got = 0;
+          const onMessage = () => {
+            got++;
+            if (got === n) {
+              ws.off('message', onMessage);
+              resolve();
+            } else if (sent < n) {
+              sent++;
+              ws.send(message);
+            }
+          };
+          ws.on('message', onMessage);
+          for (; sent < Math.min(inFlight, n); sent++) ws.send(message);
+        });
+        await Promise.race([passDone, dropped]);
+        const mine = process.cpuUsage(u0);
+        // The echo's CPU since this pass's first message, asked for once the pass is over.
+        const reported = new Promise<number>((resolve) => {
+          ws.once('message', (d) => resolve(Number(String(d))));
+          ws.send('cpu');
+        });
+        const theirs = await Promise.race([reported, dropped]);
+        if (!Number.isFinite(theirs)) throw new Error('the WebSocket echo did not report its CPU');
+        best = Math.min(best, (mine.user + mine.system + theirs) / n);
+      }
+      bests.push(best);
     }
     ws.close();
-    return best;
+    return bests;
   } finally {
     echo.stdin?.end();
     echo.kill();
@@ -226,15 +238,20 @@ export async function measureOrderFloor(
   const crypto = licenceCrypto(sn as Native, opts.orders);
   const orderRowUs = orderRows(opts.dbDir, opts.orders, opts.perCommit);
   const licenceStoreUs = licenceStores(opts.terminalDir, opts.orders);
-  const messagesUs = ROUND_TRIPS_PER_ORDER * (await messageRoundTrips(opts.orders));
-  const totalUs = crypto.issue + crypto.check + orderRowUs + messagesUs + licenceStoreUs;
+  const [busy = Number.NaN, alone = Number.NaN] = await messageRoundTrips(opts.orders, [IN_FLIGHT, 1]);
+  const messagesUs = ROUND_TRIPS_PER_ORDER * busy;
+  const messagesAloneUs = ROUND_TRIPS_PER_ORDER * alone;
+  const others = crypto.issue + crypto.check + orderRowUs + licenceStoreUs;
+  const totalUs = others + messagesUs;
   return {
     licenceIssueUs: crypto.issue,
     licenceCheckUs: crypto.check,
     orderRowUs,
     messagesUs,
+    messagesAloneUs,
     licenceStoreUs,
     totalUs,
     ordersPerSecond: (opts.cores * 1e6) / totalUs,
+    totalAloneUs: others + messagesAloneUs,
   };
 }
