@@ -32,7 +32,7 @@ export function orderStatus(o: OrderRow, now: number): OrderStatus {
 /**
  * How long after an order update further changes wait, to go out together (see Orders.push): at most
  * five updates a second per order, a progress bar's pace; the first change after a quiet spell still
- * goes at once, and an order's answer counts as an update (see coolAfterAnswer). Each update is a
+ * goes at once, and an order's answer counts as an update (see order.place). Each update is a
  * read, a message and a parse in the customer's app: with 50 ms, a loaded server sent 2.1-2.5
  * updates per order and the orders benchmark spent 0.64-0.65 ms of CPU per order in all; with 250
  * ms, 0.61-0.62 ms.
@@ -121,8 +121,10 @@ export class Orders {
       // to an order that is stored.
       const early = repo.readsOwnWritesEarly ? taken.filter((j) => j.kind === 'key') : [];
       const later = taken.filter((j) => !early.includes(j));
-      // The answer carries the order's state: its first changes wait out a cooldown, as later ones do.
-      this.coolAfterAnswer(order.id);
+      // The answer carries the order's state, so it counts as an update: a small title's delivery,
+      // licence and window reach the store app as one update at the cooldown's end, not one at once
+      // and another at the end (1.4 updates per order instead of 1.9 in the orders benchmark).
+      this.startCooldown(order.id);
       const stored = repo.createOrder(order, jobs, classification);
       if (early.length > 0) this.runTaken?.(early, nextAt);
       await stored;
@@ -192,37 +194,28 @@ export class Orders {
       this.cooling.set(orderId, true);
       return;
     }
-    this.cooling.set(orderId, false);
-    if (this.toPush.size === 0)
-      setImmediate(() => {
-        const ids = [...this.toPush];
-        this.toPush.clear();
-        for (const id of ids) this.cluster.publish('order', id);
-        // A late update does not keep a stopping server up.
-        setTimeout(() => this.cooled(ids), ORDER_PUSH_COOLDOWN_MS).unref();
-      });
+    this.startCooldown(orderId);
     this.toPush.add(orderId);
   }
+  /** Orders to publish at the end of this turn. */
   private readonly toPush = new Set<string>();
   /** Orders updated (or answered) less than ORDER_PUSH_COOLDOWN_MS ago, and whether they changed since. */
   private readonly cooling = new Map<string, boolean>();
-  /**
-   * An order just placed counts as just updated: its answer told the customer its state. A small
-   * title's delivery, licence and window then reach the store app as one update at the cooldown's
-   * end, not as one at once and another at the end (in the orders benchmark, 1.4 updates per order
-   * instead of 1.9, each a read and a message here and a parse in the app). Answers of one turn
-   * share one timer.
-   */
-  private answered: string[] = [];
-  private coolAfterAnswer(orderId: string): void {
+  /** Cooldowns started this turn: they share one timer. */
+  private starting: string[] = [];
+  private startCooldown(orderId: string): void {
     this.cooling.set(orderId, false);
-    if (this.answered.length === 0)
+    if (this.starting.length === 0)
       setImmediate(() => {
-        const ids = this.answered;
-        this.answered = [];
+        const ids = this.starting;
+        this.starting = [];
+        const changed = [...this.toPush];
+        this.toPush.clear();
+        for (const id of changed) this.cluster.publish('order', id);
+        // A late update does not keep a stopping server up.
         setTimeout(() => this.cooled(ids), ORDER_PUSH_COOLDOWN_MS).unref();
       });
-    this.answered.push(orderId);
+    this.starting.push(orderId);
   }
   private cooled(ids: string[]): void {
     for (const id of ids) {
