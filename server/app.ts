@@ -110,7 +110,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   if (role === 'content') {
     if (!opts.keyServerUrls?.length) throw new Error('--role content needs --key-server ws://HOST:PORT/ws');
     hub.handle('terminal.auth', async (conn: Conn, m) => {
-      const terminalId = hub.authenticateTerminal(conn, m.signPublicKey, m.signature);
+      const terminalId = hub.authenticateTerminal(conn, m.signPublicKey, m.signature, m.pushedOffers);
       return { terminalId, linked: false, pairingCode: null, pairingExpiresAt: null, contentUrls: [] };
     });
     peer = new KeyServerLinks(opts.keyServerUrls, identity.peerKey, () => local as ContentDelivery);

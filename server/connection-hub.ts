@@ -44,6 +44,8 @@ export interface Conn {
   tokenHash?: string;
   terminalId?: string;
   terminalKey?: Uint8Array;
+  /** The terminal takes a new delivery's chunks right behind its offer (DeliveryOffer.pushed). */
+  pushedOffers?: boolean;
   send(msg: ServerMessage): void;
   /**
    * Writes whole binary messages, already framed (`shared/websocket-frame.ts`), straight to the
@@ -174,7 +176,12 @@ export class ConnectionHub extends EventEmitter<HubEvents> {
   }
 
   /** Check a terminal's answer to this connection's challenge and mark the connection as that terminal. */
-  authenticateTerminal(conn: Conn, signPublicKeyB64: string, signatureB64: string): string {
+  authenticateTerminal(
+    conn: Conn,
+    signPublicKeyB64: string,
+    signatureB64: string,
+    pushedOffers = false,
+  ): string {
     if (conn.terminalId) throw new RentalError('WRONG_ROLE', 'this connection is already authenticated');
     let pk: Uint8Array;
     let sig: Uint8Array;
@@ -191,6 +198,7 @@ export class ConnectionHub extends EventEmitter<HubEvents> {
     conn.kind = 'terminal';
     conn.terminalId = terminalId;
     conn.terminalKey = pk;
+    conn.pushedOffers = pushedOffers;
     const previous = this.terminals.get(terminalId);
     this.terminals.set(terminalId, conn);
     // One live connection per terminal: a reconnect replaces a half-dead socket.

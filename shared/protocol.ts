@@ -175,6 +175,8 @@ export const TerminalMessage = z.discriminatedUnion('type', [
     signature: B64(100),
     kind: TerminalKind,
     name: DisplayName,
+    /** This terminal takes a new delivery's chunks right behind its offer (DeliveryOffer.pushed). */
+    pushedOffers: z.boolean().optional(),
   }),
   req('terminal.pairing.refresh', {}),
   req('time.sync', {}),
@@ -275,6 +277,13 @@ export const DeliveryOffer = z.strictObject({
   totalChunks: z.number().int().positive(),
   notBefore: Epoch,
   notAfter: Epoch,
+  /**
+   * The chunks follow from the first without waiting for delivery.accept (a new delivery, to a
+   * terminal that said it takes pushed offers): the offer and the first chunks travel together, a
+   * round trip sooner. The terminal answers no accept; one that holds chunks of the order already
+   * reports them (delivery.progress), and the server goes on from there.
+   */
+  pushed: z.literal(true).optional(),
 });
 export type DeliveryOffer = z.infer<typeof DeliveryOffer>;
 
@@ -307,7 +316,7 @@ export const ServerMessage = z.discriminatedUnion('type', [
   }),
   DeliveryOffer,
   z.strictObject({ type: z.literal('licence.deliver'), orderId: OrderId, licence: SignedEnvelope }),
-  /** The pre-roll attached to a delivery (claims 14/20/26), sent after the terminal accepts it. */
+  /** The pre-roll attached to a delivery (claims 14/20/26), sent ahead of its first chunk. */
   z.strictObject({
     type: z.literal('delivery.preroll'),
     orderId: OrderId,
@@ -323,6 +332,8 @@ export const ServerMessage = z.discriminatedUnion('type', [
     sealedKey: B64(200),
     notBefore: Epoch,
     notAfter: Epoch,
+    /** Nothing of this order is recorded as delivered yet: its chunks may follow the offer at once. */
+    fresh: z.boolean().optional(),
     preroll: z.strictObject({ envelope: SignedEnvelope, creative: Creative }).optional(),
   }),
   z.strictObject({ type: z.literal('delivery.cancel'), orderId: OrderId }),

@@ -2,7 +2,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { WebSocket } from 'ws';
+import { WebSocket, WebSocketServer } from 'ws';
 import { TerminalCore, type TerminalEvent, type TerminalOptions } from '../player/core/terminal-core.ts';
 import type { TerminalStorage } from '../player/core/terminal-storage.ts';
 import { FileStorage } from '../player/headless/file-storage.ts';
@@ -15,9 +15,12 @@ import {
   fromB64,
   generateIdentity,
   type Identity,
+  randomBytes,
   signDetached,
+  signJson,
   toB64,
 } from '../shared/crypto.ts';
+import { PROTOCOL_VERSION } from '../shared/protocol.ts';
 import { RentalClient, type SocketLike } from '../shared/rental-client.ts';
 import { freshDatabase, PG_URL } from './pg-databases.ts';
 
@@ -198,14 +201,19 @@ export async function until(check: () => boolean, timeoutMs = 2000): Promise<voi
 }
 
 /** A terminal speaking the protocol by hand, to send what a real terminal never would. */
-export async function rawTerminal(url: string, identity?: Identity) {
+export async function rawTerminal(url: string, identity?: Identity, opts: { pushedOffers?: boolean } = {}) {
   const id = identity ?? generateIdentity();
   const ws = new WebSocket(url);
-  const inbox: { type: string; re?: number | null; code?: string }[] = [];
+  const inbox: { type: string; re?: number | null; code?: string; [k: string]: unknown }[] = [];
   let wake = () => {};
   const log: string[] = [];
+  let binary = 0;
   ws.on('message', (d, bin) => {
-    if (bin) return;
+    if (bin) {
+      binary++;
+      log.push('binary');
+      return wake();
+    }
     const m = JSON.parse(d.toString());
     log.push(m.type);
     inbox.push(m);
@@ -235,8 +243,52 @@ export async function rawTerminal(url: string, identity?: Identity) {
       signature: toB64(sig),
       kind: 'headless',
       name: 'intruder',
+      ...opts,
     }),
   );
-  await next((m) => m.re === 1);
-  return { ws, next, seen: () => [...log] };
+  const welcome = (await next((m) => m.re === 1)).value as { terminalId: string; pairingCode: string };
+  return { ws, next, seen: () => [...log], binary: () => binary, welcome };
+}
+
+/**
+ * A stand-in server whose key the terminal pins at first contact (`pinned`'s): it says hello,
+ * welcomes the terminal's auth, and hands every message (the auth included, after the welcome) to
+ * `onMessage` with the connection. Returns the URL to give a terminal; closed by `cleanup`.
+ */
+export async function fakeServer(
+  pinned: Identity,
+  onMessage: (m: { type: string; [k: string]: unknown }, ws: WebSocket) => void,
+): Promise<{ wsUrl: string }> {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  defer(() => new Promise<void>((r) => wss.close(() => r())));
+  await new Promise((r) => wss.once('listening', r));
+  wss.on('connection', (ws) => {
+    const send = (m: unknown) => ws.send(JSON.stringify(m));
+    const nonce = toB64(randomBytes(24));
+    send({
+      type: 'server.hello',
+      v: PROTOCOL_VERSION,
+      role: 'all',
+      serverPublicKey: toB64(pinned.signPublicKey),
+      nonce,
+      time: signJson('time', { t: Date.now(), nonce }, pinned.signSecretKey),
+    });
+    ws.on('message', (data) => {
+      const m = JSON.parse(data.toString());
+      if (m.type === 'terminal.auth')
+        send({
+          type: 'result',
+          re: m.id,
+          value: {
+            terminalId: 'x',
+            linked: true,
+            pairingCode: null,
+            pairingExpiresAt: null,
+            contentUrls: [],
+          },
+        });
+      onMessage(m, ws);
+    });
+  });
+  return { wsUrl: `ws://127.0.0.1:${(wss.address() as { port: number }).port}/ws` };
 }

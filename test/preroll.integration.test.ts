@@ -8,13 +8,11 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, test } from 'node:test';
-import { WebSocketServer } from 'ws';
 import { TerminalError } from '../player/core/terminal-core.ts';
 import { addAd } from '../server/key/ads.ts';
-import { cryptoReady, generateIdentity, randomBytes, signJson, toB64 } from '../shared/crypto.ts';
+import { cryptoReady, generateIdentity, randomBytes, toB64 } from '../shared/crypto.ts';
 import { signPreroll } from '../shared/preroll.ts';
-import { PROTOCOL_VERSION } from '../shared/protocol.ts';
-import { cleanup, defer, linkedPair, rentNow, sleep, terminal, testServer } from './harness.ts';
+import { cleanup, fakeServer, linkedPair, rentNow, sleep, terminal, testServer } from './harness.ts';
 
 afterEach(cleanup);
 
@@ -120,9 +118,6 @@ test('forged, lifted and swapped pre-rolls are refused; only the genuine one is 
   await cryptoReady();
   const pinned = generateIdentity();
   const forger = generateIdentity();
-  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
-  defer(() => new Promise<void>((r) => wss.close(() => r())));
-  await new Promise((r) => wss.once('listening', r));
   const orderId = crypto.randomUUID();
   const creative = new Uint8Array(readFileSync(CREATIVE));
   const ad = { orderId, adId: crypto.randomUUID(), text: 'Genuine', mimeType: 'image/jpeg' };
@@ -137,51 +132,27 @@ test('forged, lifted and swapped pre-rolls are refused; only the genuine one is 
     { why: 'swapped', preroll: signPreroll(pinned.signSecretKey, ad, creative), creative: randomBytes(900) },
     { why: 'genuine', preroll: signPreroll(pinned.signSecretKey, ad, creative), creative },
   ];
-  wss.on('connection', (ws) => {
-    const send = (m: unknown) => ws.send(JSON.stringify(m));
-    const nonce = toB64(randomBytes(24));
-    send({
-      type: 'server.hello',
-      v: PROTOCOL_VERSION,
-      role: 'all',
-      serverPublicKey: toB64(pinned.signPublicKey),
-      nonce,
-      time: signJson('time', { t: Date.now(), nonce }, pinned.signSecretKey),
-    });
-    ws.on('message', (data) => {
-      const m = JSON.parse(data.toString());
-      if (m.type === 'terminal.auth') {
-        send({
-          type: 'result',
-          re: m.id,
-          value: {
-            terminalId: 'x',
-            linked: true,
-            pairingCode: null,
-            pairingExpiresAt: null,
-            contentUrls: [],
-          },
-        });
-        send({
-          type: 'delivery.offer',
-          orderId,
-          itemNumber: 101,
-          title: 'Test',
-          mimeType: 'video/webm',
-          size: 10,
-          chunkSize: 65536,
-          totalChunks: 1,
-          notBefore: Date.now(),
-          notAfter: Date.now() + 600_000,
-        });
-      } else if (m.type === 'delivery.accept') {
-        for (const a of attempts)
-          send({ type: 'delivery.preroll', orderId, preroll: a.preroll, creative: toB64(a.creative) });
-      }
-    });
+  const server = await fakeServer(pinned, (m, ws) => {
+    const send = (x: unknown) => ws.send(JSON.stringify(x));
+    if (m.type === 'terminal.auth') {
+      send({
+        type: 'delivery.offer',
+        orderId,
+        itemNumber: 101,
+        title: 'Test',
+        mimeType: 'video/webm',
+        size: 10,
+        chunkSize: 65536,
+        totalChunks: 1,
+        notBefore: Date.now(),
+        notAfter: Date.now() + 600_000,
+      });
+    } else if (m.type === 'delivery.accept') {
+      for (const a of attempts)
+        send({ type: 'delivery.preroll', orderId, preroll: a.preroll, creative: toB64(a.creative) });
+    }
   });
-  const port = (wss.address() as { port: number }).port;
-  const t = await terminal({ wsUrl: `ws://127.0.0.1:${port}/ws` });
+  const t = await terminal(server);
   await t.log.waitFor('preroll');
   const refusals = t.log.events.filter((e) => e.type === 'rejected');
   assert.equal(refusals.length, 3, 'forged, lifted and swapped are each refused');

@@ -127,6 +127,26 @@ interface Download {
   syncAgain: boolean;
 }
 
+/** A new rental record for an offer: nothing stored yet. */
+function rentalOf(m: DeliveryOffer): StoredRental {
+  return {
+    orderId: m.orderId,
+    itemNumber: m.itemNumber,
+    title: m.title,
+    mimeType: m.mimeType,
+    size: m.size,
+    chunkSize: m.chunkSize,
+    totalChunks: m.totalChunks,
+    have: 0,
+    notBefore: m.notBefore,
+    notAfter: m.notAfter,
+    expired: false,
+  };
+}
+
+/** An offer this terminal will not take, and why (sent back as delivery.reject's reason). */
+class OfferRefused extends Error {}
+
 const MAX_BACKOFF_MS = 10_000;
 /** Chunks read from storage at once when decrypting (16 × 64 KiB). */
 const READ_BLOCK_CHUNKS = 16;
@@ -465,6 +485,10 @@ export class TerminalCore {
         this.emit({ ...m, type: 'linked' });
         break;
       case 'delivery.offer':
+        if (m.pushed) {
+          this.onPushedOffer(link, m);
+          break;
+        }
         // An offer this terminal failed to take up is refused, so the server retries instead of waiting.
         this.guard(
           this.onOffer(link, m).catch((err: unknown) => {
@@ -530,6 +554,7 @@ export class TerminalCore {
       signature: toB64(signature),
       kind: this.opts.kind,
       name: this.opts.name,
+      pushedOffers: true,
     });
   }
 
@@ -547,43 +572,33 @@ export class TerminalCore {
 
   // ------------------------------------------------------------ content
 
-  private async onOffer(link: Link, m: DeliveryOffer): Promise<void> {
-    const reject = (reason: string) => {
-      this.send(link, { type: 'delivery.reject', orderId: m.orderId, reason });
-      this.emit({ type: 'rejected', orderId: m.orderId, reason });
-    };
+  /** Why an offer cannot be taken whatever this terminal holds, if it cannot. */
+  private offerLayoutProblem(m: DeliveryOffer): string | undefined {
     const maxChunk = this.opts.maxChunkSize ?? 1024 * 1024;
-    if (m.chunkSize > maxChunk || m.totalChunks !== chunkCount(m.size, m.chunkSize)) {
-      return reject('offer has an invalid chunk layout');
-    }
-    await this.writeChains.get(m.orderId);
+    if (m.chunkSize > maxChunk || m.totalChunks !== chunkCount(m.size, m.chunkSize))
+      return 'offer has an invalid chunk layout';
+    return undefined;
+  }
+
+  /**
+   * The rental an offer makes: the one on record if it has the same layout (a resume), else a new
+   * one, recorded (not durably: if it is lost, the server offers again). Throws OfferRefused with the
+   * reason when the offer is to be refused.
+   */
+  private async takeUpOffer(m: DeliveryOffer): Promise<{ rental: StoredRental; existing: boolean }> {
     const existing = await this.opts.storage.rental(m.orderId);
-    if (existing?.expired) return reject('rental already expired here');
+    if (existing?.expired) throw new OfferRefused('rental already expired here');
     const now = this.trusted.now();
-    if (now.ok && now.now >= m.notAfter) return reject('rental period already over');
-    let rental: StoredRental;
-    if (existing && existing.size === m.size && existing.chunkSize === m.chunkSize) {
-      rental = existing;
-    } else {
-      rental = {
-        orderId: m.orderId,
-        itemNumber: m.itemNumber,
-        title: m.title,
-        mimeType: m.mimeType,
-        size: m.size,
-        chunkSize: m.chunkSize,
-        totalChunks: m.totalChunks,
-        have: 0,
-        notBefore: m.notBefore,
-        notAfter: m.notAfter,
-        expired: false,
-      };
-      // Nothing is stored or acknowledged yet: if this record is lost, the server offers again.
-      await this.opts.storage.putRental(rental, { durable: false });
-      this.emit({ type: 'offer', rental, from: link.url });
-    }
-    this.scheduleExpiry(rental.orderId, rental.notAfter);
-    this.downloads.set(m.orderId, {
+    if (now.ok && now.now >= m.notAfter) throw new OfferRefused('rental period already over');
+    if (existing && existing.size === m.size && existing.chunkSize === m.chunkSize)
+      return { rental: existing, existing: true };
+    const rental = rentalOf(m);
+    await this.opts.storage.putRental(rental, { durable: false });
+    return { rental, existing: false };
+  }
+
+  private newDownload(link: Link, rental: StoredRental): Download {
+    return {
       link,
       rental,
       chain: Promise.resolve(),
@@ -593,11 +608,71 @@ export class TerminalCore {
       lastReportAt: Date.now(),
       failed: false,
       syncAgain: false,
-    });
+    };
+  }
+
+  private async onOffer(link: Link, m: DeliveryOffer): Promise<void> {
+    const reject = (reason: string) => {
+      this.send(link, { type: 'delivery.reject', orderId: m.orderId, reason });
+      this.emit({ type: 'rejected', orderId: m.orderId, reason });
+    };
+    const problem = this.offerLayoutProblem(m);
+    if (problem) return reject(problem);
+    await this.writeChains.get(m.orderId);
+    let taken: Awaited<ReturnType<TerminalCore['takeUpOffer']>>;
+    try {
+      taken = await this.takeUpOffer(m);
+    } catch (err) {
+      if (err instanceof OfferRefused) return reject(err.message);
+      throw err;
+    }
+    const { rental, existing } = taken;
+    if (!existing) this.emit({ type: 'offer', rental, from: link.url });
+    this.scheduleExpiry(rental.orderId, rental.notAfter);
+    this.downloads.set(m.orderId, this.newDownload(link, rental));
     // A pre-roll is kept only for a rental on record, so a new one has none yet.
     const hasPreroll = existing ? Boolean(await this.opts.storage.preroll(m.orderId)) : false;
     this.send(link, { type: 'delivery.accept', orderId: m.orderId, from: rental.have, hasPreroll });
     if (rental.have >= rental.totalChunks) this.emit({ type: 'stored', orderId: m.orderId });
+  }
+
+  /**
+   * An offer whose chunks follow at once (DeliveryOffer.pushed). The download is set up within this
+   * message's turn, so chunks that came in the same read are kept; they are written once the rental
+   * is on record. No accept: a terminal that holds chunks of this order already reports them, and
+   * the server goes on from there (resent chunks it holds are dropped unwritten).
+   */
+  private onPushedOffer(link: Link, m: DeliveryOffer): void {
+    const d = this.newDownload(link, rentalOf(m));
+    const refuse = (reason: string) => {
+      d.failed = true;
+      this.dropUnwritten(d);
+      if (this.downloads.get(m.orderId) === d) this.downloads.delete(m.orderId);
+      this.send(link, { type: 'delivery.reject', orderId: m.orderId, reason });
+      this.emit({ type: 'rejected', orderId: m.orderId, reason });
+    };
+    const problem = this.offerLayoutProblem(m);
+    if (problem) {
+      refuse(problem);
+      return;
+    }
+    const before = this.writeChains.get(m.orderId);
+    this.downloads.set(m.orderId, d);
+    d.chain = (async () => {
+      await before;
+      const { rental, existing } = await this.takeUpOffer(m);
+      d.rental = rental;
+      if (!existing) this.emit({ type: 'offer', rental, from: link.url });
+      this.scheduleExpiry(rental.orderId, rental.notAfter);
+      if (rental.have > 0) {
+        this.send(link, { type: 'delivery.progress', orderId: m.orderId, have: rental.have });
+        if (rental.have >= rental.totalChunks) this.emit({ type: 'stored', orderId: m.orderId });
+      }
+    })().catch((err: unknown) => {
+      if (err instanceof OfferRefused) return refuse(err.message);
+      refuse('storage failed');
+      this.guard(Promise.reject(err));
+    });
   }
 
   private onChunk(link: Link, frame: Uint8Array, recycle?: (data: Uint8Array) => void): void {

@@ -3,7 +3,8 @@
  * order, a block of chunks at a time, and pushes it to the terminal. Memory stays bounded: a few
  * blocks are read and encrypted ahead of the socket, at most a window of chunks is unacknowledged,
  * and sending pauses while the socket's buffer is full. The terminal says which chunk to start
- * from, so a broken transfer (or a restarted server) resumes where the terminal's storage left off.
+ * from, so a broken transfer (or a restarted server) resumes where the terminal's storage left off;
+ * a new delivery starts from the first chunk without asking (DeliveryOffer.pushed).
  */
 import { chunkCount, plainChunkLength, type SignedEnvelope } from '../../shared/crypto.ts';
 import { RentalError } from '../../shared/errors.ts';
@@ -26,6 +27,8 @@ export interface DeliveryInstruction {
   /** When the key is released (the window opens): lets the terminal say when it will be playable. */
   notBefore: number;
   notAfter: number;
+  /** Nothing of this order is recorded as delivered yet: its chunks may follow the offer at once. */
+  fresh?: boolean;
   /** The signed pre-roll the key server chose for this order, sent before the title (claims 14/20/26). */
   preroll?: PrerollAttachment;
 }
@@ -217,44 +220,56 @@ export class ContentDelivery implements ContentDispatcher {
     const chunkSize = LIMITS.chunkSize;
     const total = chunkCount(item.size, chunkSize);
     s.total = total;
+    const offer = {
+      type: 'delivery.offer',
+      orderId: instr.orderId,
+      itemNumber: item.itemNumber,
+      title: item.title,
+      mimeType: item.mimeType,
+      size: item.size,
+      chunkSize,
+      totalChunks: total,
+      notBefore: instr.notBefore,
+      notAfter: instr.notAfter,
+    } as const;
+    // A new delivery to a terminal that takes pushed offers does not wait for its accept: the offer
+    // goes out with the first block (below), a round trip sooner, and one message fewer each way.
+    // Resumes still ask the terminal where to start.
+    const pushed = instr.fresh === true && s.conn.pushedOffers === true;
     let hasPreroll = false;
-    const from = await new Promise<number>((resolve) => {
-      // Cleared on an answer: a pending timer holds the whole delivery's state for 30 s, and at
-      // 1,000 orders/s that was 30,000 of them, a 100 MB heap and a 26-58 ms full GC every 250 ms.
-      const timer = setTimeout(() => resolve(-1), ACCEPT_TIMEOUT_MS);
-      timer.unref();
-      s.accepted = (at, has) => {
-        clearTimeout(timer);
-        hasPreroll = has;
-        resolve(at);
-      };
-      s.conn.send({
-        type: 'delivery.offer',
-        orderId: instr.orderId,
-        itemNumber: item.itemNumber,
-        title: item.title,
-        mimeType: item.mimeType,
-        size: item.size,
-        chunkSize,
-        totalChunks: total,
-        notBefore: instr.notBefore,
-        notAfter: instr.notAfter,
-      });
-    });
+    const from = pushed
+      ? 0
+      : await new Promise<number>((resolve) => {
+          // Cleared on an answer: a pending timer holds the whole delivery's state for 30 s, and at
+          // 1,000 orders/s that was 30,000 of them, a 100 MB heap and a 26-58 ms full GC every 250 ms.
+          const timer = setTimeout(() => resolve(-1), ACCEPT_TIMEOUT_MS);
+          timer.unref();
+          s.accepted = (at, has) => {
+            clearTimeout(timer);
+            hasPreroll = has;
+            resolve(at);
+          };
+          s.conn.send(offer);
+        });
     s.accepted = undefined;
     if (s.cancelled || from < 0) throw new Error('terminal did not accept the delivery');
     s.have = Math.min(from, total);
-    log('info', 'delivery-started', { orderId: instr.orderId, from: s.have, total });
-    if (instr.preroll && !hasPreroll) {
-      // Ahead of the first chunk on the same socket, so it is stored before the title can be.
-      s.conn.send({
-        type: 'delivery.preroll',
-        orderId: instr.orderId,
-        preroll: instr.preroll.envelope,
-        creative: Buffer.from(instr.preroll.creative).toString('base64url'),
-      });
-    }
-    this.report({ orderId: instr.orderId, have: s.have, total, state: 'delivering' });
+    /** Once the terminal has the offer (at once, or with the first block when pushed): pre-roll, report. */
+    const started = () => {
+      log('info', 'delivery-started', { orderId: instr.orderId, from: s.have, total, pushed });
+      if (instr.preroll && !hasPreroll) {
+        // Ahead of the first chunk on the same socket, so it is stored before the title can be.
+        s.conn.send({
+          type: 'delivery.preroll',
+          orderId: instr.orderId,
+          preroll: instr.preroll.envelope,
+          creative: Buffer.from(instr.preroll.creative).toString('base64url'),
+        });
+      }
+      this.report({ orderId: instr.orderId, have: s.have, total, state: 'delivering' });
+    };
+    let offerPending = pushed;
+    if (!pushed) started();
     const fh = await this.media.titles.open(item.mediaFile);
     // The next few blocks are read and sealed while the socket takes the one before them: the file
     // system, the cipher and the socket overlap. Each resolves to a block of whole chunk messages.
@@ -262,10 +277,12 @@ export class ContentDelivery implements ContentDispatcher {
     let next = s.have; // the first chunk of the next block to prepare
     let lastSend: Promise<void> = Promise.resolve();
     const unsent: Promise<void>[] = []; // the last send of each block, oldest first
-    const started = Date.now();
+    const startedAt = Date.now();
     let sent = 0;
     try {
       while (!s.cancelled && (next < total || preparing.length > 0)) {
+        // A terminal that already held chunks of a pushed delivery said so: go on from there.
+        if (next < s.have) next = s.have;
         if (next < total && preparing.length < this.readAheadDepth()) {
           // Blocks start where the terminal's stored chunks end; none goes past its window.
           const end = Math.min(total, next + READ_AHEAD_CHUNKS);
@@ -286,6 +303,12 @@ export class ContentDelivery implements ContentDispatcher {
           this.sendBlocks.give(block);
           break;
         }
+        if (offerPending) {
+          // In this turn, so offer, pre-roll and block leave in one write (the socket is corked).
+          offerPending = false;
+          s.conn.send({ ...offer, pushed: true });
+          started();
+        }
         lastSend = s.conn.sendFramed(block);
         // Only the latest send is awaited; an earlier one failing means the connection closed,
         // which the close handler deals with. Do not leave its rejection unhandled. Once the
@@ -302,7 +325,7 @@ export class ContentDelivery implements ContentDispatcher {
         const socketBytes = this.socketShare();
         while (s.conn.ws.bufferedAmount > socketBytes && unsent.length > 0) await unsent.shift();
         if (this.maxBytesPerSecond > 0) {
-          const ahead = (sent / this.maxBytesPerSecond) * 1000 - (Date.now() - started);
+          const ahead = (sent / this.maxBytesPerSecond) * 1000 - (Date.now() - startedAt);
           if (ahead > 0) await new Promise((r) => setTimeout(r, ahead));
         }
       }

@@ -90,6 +90,7 @@ export class RemoteContent implements ContentDispatcher {
       sealedKey: toB64(nativeSecretboxSeal(instr.contentKey, this.peerKey)),
       notBefore: instr.notBefore,
       notAfter: instr.notAfter,
+      ...(instr.fresh ? { fresh: true } : {}),
       ...(instr.preroll
         ? {
             preroll: {

@@ -262,6 +262,7 @@ export class DeliveryQueue {
         contentKey,
         notBefore: o.notBefore,
         notAfter: o.notAfter,
+        fresh: o.chunksDelivered === 0,
       });
       return;
     }

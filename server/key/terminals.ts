@@ -32,7 +32,7 @@ export class Terminals {
     private readonly pairingCodeTtlMs: number = LIMITS.pairingCodeTtlMs,
   ) {
     hub.handle('terminal.auth', async (conn, m) => {
-      const terminalId = hub.authenticateTerminal(conn, m.signPublicKey, m.signature);
+      const terminalId = hub.authenticateTerminal(conn, m.signPublicKey, m.signature, m.pushedOffers);
       await repo.upsertTerminal({
         id: terminalId,
         signPublicKey: conn.terminalKey as Uint8Array,
