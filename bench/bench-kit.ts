@@ -123,18 +123,24 @@ export async function addTitle(dataDir: string, itemNumber: number, bytes: numbe
   rmSync(file); // the media store keeps its own copy
 }
 
+/** The real server for a measure; its log lines go to DATADIR-server.log (see spawnServer). */
 export async function startServer(dataDir: string, extra: string[] = []): Promise<ServerProcess> {
-  return spawnServer(dataDir, await freePort(), [
-    '--min-rental-seconds',
-    '1',
-    '--orders-per-minute',
-    '10000000',
-    '--messages-per-second',
-    '1000000',
-    '--connections-per-ip',
-    '100000',
-    ...extra,
-  ]);
+  return spawnServer(
+    dataDir,
+    await freePort(),
+    [
+      '--min-rental-seconds',
+      '1',
+      '--orders-per-minute',
+      '10000000',
+      '--messages-per-second',
+      '1000000',
+      '--connections-per-ip',
+      '100000',
+      ...extra,
+    ],
+    `${dataDir}-server.log`,
+  );
 }
 
 export type FarmEvent = {

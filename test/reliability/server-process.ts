@@ -1,5 +1,6 @@
 /** Runs the real server as a child process (`server/main.ts`), so tests can kill -9 it and read its logs. */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
 export interface ServerProcess {
@@ -21,11 +22,18 @@ export function freePort(): Promise<number> {
   });
 }
 
+/**
+ * @param logFile where the server's log lines (stderr) go, instead of this process's memory: a
+ *   benchmark's server writes thousands a second, and reading them here woke this process for each
+ *   write and grew its heap, on the cores the measure runs on. `output()` reads the file back.
+ */
 export async function spawnServer(
   dataDir: string,
   port: number,
   extra: string[] = [],
+  logFile?: string,
 ): Promise<ServerProcess> {
+  const logFd = logFile === undefined ? undefined : openSync(logFile, 'a');
   const child = spawn(
     process.execPath,
     [
@@ -41,8 +49,9 @@ export async function spawnServer(
       '--no-open',
       ...extra,
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DISPLAY: '' } },
+    { stdio: ['ignore', 'pipe', logFd ?? 'pipe'], env: { ...process.env, DISPLAY: '' } },
   );
+  if (logFd !== undefined) closeSync(logFd); // the child has its own
   let out = '';
   child.stdout?.on('data', (d) => {
     out += d;
@@ -67,7 +76,7 @@ export async function spawnServer(
     child,
     url: `http://127.0.0.1:${port}/`,
     wsUrl: `ws://127.0.0.1:${port}/ws`,
-    output: () => out,
+    output: () => (logFile === undefined ? out : out + readFileSync(logFile, 'utf8')),
     kill: (signal = 'SIGKILL') =>
       new Promise<void>((resolve) => {
         if (child.exitCode !== null || child.signalCode !== null) return resolve();
