@@ -77,6 +77,28 @@ test('a new delivery comes with its offer, unasked, to a terminal that takes pus
   assert.equal(asked.raw.binary(), plain.totalChunks);
 });
 
+test('a delivery started again, once its terminal is back, asks where to start instead of pushing', async () => {
+  const server = await testServer();
+  const identity = generateIdentity();
+  const first = await rawTerminal(server.wsUrl, identity, { pushedOffers: true });
+  const c = await customer(server, `again${Date.now()}@example.com`);
+  await c.request('terminal.link', { code: first.welcome.pairingCode, name: 'Raw' });
+  const order = await rentNow(c, first.welcome.terminalId, 102);
+  const pushed = await first.next((m) => m.type === 'delivery.offer');
+  assert.equal(pushed.pushed, true);
+  // Gone before reporting anything: what it stored, the server cannot know.
+  first.ws.close();
+  const back = await rawTerminal(server.wsUrl, identity, { pushedOffers: true });
+  defer(() => back.ws.close());
+  const again = await back.next((m) => m.type === 'delivery.offer' && m.orderId === order.orderId);
+  assert.equal(again.pushed, undefined, 'the second offer waits for the terminal to say where to start');
+  await sleep(300);
+  assert.equal(back.binary(), 0);
+  back.ws.send(JSON.stringify({ type: 'delivery.accept', orderId: order.orderId, from: 1 }));
+  await until(() => back.binary() === (again.totalChunks as number) - 1);
+  assert.equal(back.binary(), (again.totalChunks as number) - 1, 'from the chunk it asked for');
+});
+
 /**
  * A terminal that already holds chunk 0 of an order (its report of it was lost on the way) gets a
  * pushed offer and every chunk: it reports what it holds instead of accepting, keeps its own copy

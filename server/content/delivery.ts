@@ -168,7 +168,8 @@ export class ContentDelivery implements ContentDispatcher {
   }
 
   instruct(instr: DeliveryInstruction): void {
-    this.pending.set(instr.orderId, instr);
+    // Started again when the terminal comes back: by then it may hold chunks, so it is asked.
+    this.pending.set(instr.orderId, { ...instr, fresh: false });
     this.start(instr);
   }
 

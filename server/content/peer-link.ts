@@ -65,7 +65,9 @@ export class RemoteContent implements ContentDispatcher {
   }
 
   instruct(instr: DeliveryInstruction): void {
-    this.active.set(instr.orderId, instr);
+    // Sent again to another content server if this one is lost: by then the terminal may hold
+    // chunks, so that one asks where to start.
+    this.active.set(instr.orderId, { ...instr, fresh: false });
     this.send(instr);
   }
 

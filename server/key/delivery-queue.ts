@@ -191,7 +191,7 @@ export class DeliveryQueue {
   runTaken(jobs: JobRow[], nextAt: number): void {
     if (this.closed) return;
     const running = (async () => {
-      for (const job of jobs) await this.runOrRelease(job, Date.now());
+      for (const job of jobs) await this.runOrRelease(job, Date.now(), true);
     })();
     this.running.add(running);
     void running.finally(() => this.running.delete(running));
@@ -210,16 +210,17 @@ export class DeliveryQueue {
     return key;
   }
 
-  private async runOrRelease(job: JobRow, now: number): Promise<void> {
+  /** @param placed the job runs as its order is placed (runTaken): nothing of it can have gone out yet. */
+  private async runOrRelease(job: JobRow, now: number, placed = false): Promise<void> {
     try {
-      await this.run(job, now);
+      await this.run(job, now, placed);
     } catch (err) {
       log('error', 'job-failed', { orderId: job.orderId, kind: job.kind, error: String(err) });
       await this.repo.setJobState(job.orderId, job.kind, 'pending').catch(() => undefined);
     }
   }
 
-  private async run(job: JobRow, now: number): Promise<void> {
+  private async run(job: JobRow, now: number, placed: boolean): Promise<void> {
     const o = await this.repo.orderById(job.orderId);
     if (!o) return this.repo.completeJob(job.orderId, job.kind);
     if (job.kind === 'expire') {
@@ -262,7 +263,10 @@ export class DeliveryQueue {
         contentKey,
         notBefore: o.notBefore,
         notAfter: o.notAfter,
-        fresh: o.chunksDelivered === 0,
+        // Only a delivery starting as its order is placed is surely new to the terminal: a job run
+        // again (a restart, a terminal back, a content server lost) may find chunks there that no
+        // report of which was recorded, and then asks where to start.
+        fresh: placed && o.chunksDelivered === 0,
       });
       return;
     }
