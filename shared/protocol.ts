@@ -332,7 +332,7 @@ export const ServerMessage = z.discriminatedUnion('type', [
     sealedKey: B64(200),
     notBefore: Epoch,
     notAfter: Epoch,
-    /** Nothing of this order is recorded as delivered yet: its chunks may follow the offer at once. */
+    /** The delivery starts as its order is placed: its chunks may follow the offer at once. */
     fresh: z.boolean().optional(),
     preroll: z.strictObject({ envelope: SignedEnvelope, creative: Creative }).optional(),
   }),

@@ -27,7 +27,10 @@ export interface DeliveryInstruction {
   /** When the key is released (the window opens): lets the terminal say when it will be playable. */
   notBefore: number;
   notAfter: number;
-  /** Nothing of this order is recorded as delivered yet: its chunks may follow the offer at once. */
+  /**
+   * The delivery starts as its order is placed (nothing of it can be on the terminal yet): its chunks
+   * may follow the offer at once. Never set on a delivery started again.
+   */
   fresh?: boolean;
   /** The signed pre-roll the key server chose for this order, sent before the title (claims 14/20/26). */
   preroll?: PrerollAttachment;

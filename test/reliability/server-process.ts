@@ -53,6 +53,7 @@ export async function spawnServer(
   );
   if (logFd !== undefined) closeSync(logFd); // the child has its own
   let out = '';
+  const output = () => (logFile === undefined ? out : out + readFileSync(logFile, 'utf8'));
   child.stdout?.on('data', (d) => {
     out += d;
   });
@@ -60,7 +61,7 @@ export async function spawnServer(
     out += d;
   });
   await new Promise<void>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`server did not start:\n${out}`)), 20_000);
+    const t = setTimeout(() => reject(new Error(`server did not start:\n${output()}`)), 20_000);
     const check = () => {
       if (out.includes('serving on')) {
         clearTimeout(t);
@@ -70,13 +71,13 @@ export async function spawnServer(
       }
     };
     child.stdout?.on('data', check);
-    child.once('exit', (code) => reject(new Error(`server exited ${code}:\n${out}`)));
+    child.once('exit', (code) => reject(new Error(`server exited ${code}:\n${output()}`)));
   });
   return {
     child,
     url: `http://127.0.0.1:${port}/`,
     wsUrl: `ws://127.0.0.1:${port}/ws`,
-    output: () => (logFile === undefined ? out : out + readFileSync(logFile, 'utf8')),
+    output,
     kill: (signal = 'SIGKILL') =>
       new Promise<void>((resolve) => {
         if (child.exitCode !== null || child.signalCode !== null) return resolve();
