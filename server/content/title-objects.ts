@@ -5,7 +5,7 @@
  * stay in the data folder.
  */
 import { createHash, createHmac } from 'node:crypto';
-import { createReadStream, read } from 'node:fs';
+import { createReadStream, read, readSync } from 'node:fs';
 import { type FileHandle, open, rename, rm, stat } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -29,6 +29,8 @@ export interface TitleObjects {
   close(): Promise<void>;
 }
 
+/** Reads up to this size are done on the event loop (see DiskTitles.open's read). */
+const SMALL_READ_BYTES = 64 * 1024;
 /** Idle title files kept open: a busy server delivers the same titles over and over. */
 const IDLE_TITLES = 32;
 
@@ -67,6 +69,18 @@ export class DiskTitles implements TitleObjects {
     return {
       fd: fh.fd,
       read: (into, position) => {
+        // A read of a chunk or less (a small title, a film's short last block) is done here: a copy
+        // from the page cache for a title in use, where the thread pool costs a hand-off each way
+        // (orders of a small title at 1,000/s: p50 7-24 ms against 14-53 in five alternating pairs,
+        // CPU within noise). A cold read of one chunk holds the event loop for one disk read; bigger
+        // reads go to the pool.
+        if (into.length <= SMALL_READ_BYTES) {
+          try {
+            return Promise.resolve(readSync(fh.fd, into, 0, into.length, position));
+          } catch (err) {
+            return Promise.reject(err);
+          }
+        }
         const p = new Promise<number>((resolve, reject) =>
           read(fh.fd, into, 0, into.length, position, (err, n) => (err ? reject(err) : resolve(n))),
         );
