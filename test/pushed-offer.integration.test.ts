@@ -36,8 +36,13 @@ import {
 
 afterEach(cleanup);
 
-async function rawLinked(server: Awaited<ReturnType<typeof testServer>>, pushedOffers: boolean) {
-  const raw = await rawTerminal(server.wsUrl, undefined, pushedOffers ? { pushedOffers } : {});
+/** A raw terminal, saying it takes pushed offers or not, linked to a new customer. */
+async function rawLinked(
+  server: Awaited<ReturnType<typeof testServer>>,
+  pushedOffers: boolean,
+  identity?: Parameters<typeof rawTerminal>[1],
+) {
+  const raw = await rawTerminal(server.wsUrl, identity, pushedOffers ? { pushedOffers } : {});
   defer(() => raw.ws.close());
   const c = await customer(server, `pushed${pushedOffers}${Date.now()}@example.com`);
   await c.request('terminal.link', { code: raw.welcome.pairingCode, name: 'Raw' });
@@ -80,9 +85,7 @@ test('a new delivery comes with its offer, unasked, to a terminal that takes pus
 test('a delivery started again, once its terminal is back, asks where to start instead of pushing', async () => {
   const server = await testServer();
   const identity = generateIdentity();
-  const first = await rawTerminal(server.wsUrl, identity, { pushedOffers: true });
-  const c = await customer(server, `again${Date.now()}@example.com`);
-  await c.request('terminal.link', { code: first.welcome.pairingCode, name: 'Raw' });
+  const { raw: first, c } = await rawLinked(server, true, identity);
   const order = await rentNow(c, first.welcome.terminalId, 102);
   const pushed = await first.next((m) => m.type === 'delivery.offer');
   assert.equal(pushed.pushed, true);

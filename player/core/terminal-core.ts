@@ -611,11 +611,14 @@ export class TerminalCore {
     };
   }
 
+  /** Tell the server, and this terminal's user, that an offer is refused and why. */
+  private refuseOffer(link: Link, orderId: string, reason: string): void {
+    this.send(link, { type: 'delivery.reject', orderId, reason });
+    this.emit({ type: 'rejected', orderId, reason });
+  }
+
   private async onOffer(link: Link, m: DeliveryOffer): Promise<void> {
-    const reject = (reason: string) => {
-      this.send(link, { type: 'delivery.reject', orderId: m.orderId, reason });
-      this.emit({ type: 'rejected', orderId: m.orderId, reason });
-    };
+    const reject = (reason: string) => this.refuseOffer(link, m.orderId, reason);
     const problem = this.offerLayoutProblem(m);
     if (problem) return reject(problem);
     await this.writeChains.get(m.orderId);
@@ -648,8 +651,7 @@ export class TerminalCore {
       d.failed = true;
       this.dropUnwritten(d);
       if (this.downloads.get(m.orderId) === d) this.downloads.delete(m.orderId);
-      this.send(link, { type: 'delivery.reject', orderId: m.orderId, reason });
-      this.emit({ type: 'rejected', orderId: m.orderId, reason });
+      this.refuseOffer(link, m.orderId, reason);
     };
     const problem = this.offerLayoutProblem(m);
     if (problem) {
