@@ -768,10 +768,10 @@ async function main(): Promise<number> {
           l.sort((a, b) => a - b);
           const parts = Object.entries(segBySecond.get(s) ?? segments()).map(([k, v]) => {
             v.sort((a, b) => a - b);
-            return `${k} ${percentile(v, 50)}`;
+            return `${k} ${percentile(v, 50)}/${percentile(v, 99)}`;
           });
           console.log(
-            `second ${s}: p50 ${percentile(l, 50)} p99 ${percentile(l, 99)} max ${l[l.length - 1]} (p50s: ${parts.join(', ')})`,
+            `second ${s} (from ${new Date(start + s * 1000).toISOString().slice(11, 19)}): p50 ${percentile(l, 50)} p99 ${percentile(l, 99)} max ${l[l.length - 1]} (segments' p50/p99: ${parts.join(', ')})`,
           );
         }
       }
