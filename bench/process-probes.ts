@@ -9,7 +9,9 @@
  *
  * (tsx first: these flags come before the process's own.) Each process appends, main thread only:
  *   <epoch ms> gc <minor|major|incremental|weak> <pause ms>       every garbage collection
- *   <epoch ms> sync <fdatasync|fsync> <ms>                        every flush over 2 ms
+ *   <epoch ms> sync <fdatasync|fsync> <ms>                        every flush over 2 ms made through
+ *     fs.fdatasync / fs.fsync on the main thread: the server's WAL, the farm's content. Flushes on
+ *     worker threads (SQLite's checkpoints, the farm's file worker replacing records) are not seen.
  * Not part of any measure: the probes cost a little CPU of their own.
  */
 import { appendFileSync, readFileSync } from 'node:fs';
