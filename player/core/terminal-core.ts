@@ -756,6 +756,16 @@ export class TerminalCore {
         throw new Error(`chunk ${index} has the wrong length`);
     }
     const storage = this.opts.storage;
+    if (storage.storeWhole && r.have === 0 && batch.length === r.totalChunks && !d.syncing) {
+      // The whole title at once (a small one): written, synced and recorded in one step.
+      await storage.storeWhole(
+        { ...r, have: r.totalChunks },
+        batch.map((c) => c.cipher),
+      );
+      r.have = r.totalChunks;
+      if (!d.failed) this.reportStored(d, r.have);
+      return;
+    }
     if (storage.writeChunks && batch.length > 1)
       await storage.writeChunks(
         r,
@@ -791,19 +801,7 @@ export class TerminalCore {
         await this.opts.storage.flush(r.orderId);
         await this.opts.storage.putRental({ ...r, have: upto });
         if (d.failed) return;
-        this.send(d.link, { type: 'delivery.progress', orderId: r.orderId, have: upto });
-        this.emit({
-          type: 'progress',
-          orderId: r.orderId,
-          have: upto,
-          total: r.totalChunks,
-          bytes: Math.min(r.size, upto * r.chunkSize),
-          size: r.size,
-        });
-        if (upto === r.totalChunks) {
-          this.downloads.delete(r.orderId);
-          this.emit({ type: 'stored', orderId: r.orderId });
-        }
+        this.reportStored(d, upto);
       } while (d.syncAgain);
     })()
       .catch((err) => {
@@ -815,6 +813,24 @@ export class TerminalCore {
       .finally(() => {
         d.syncing = undefined;
       });
+  }
+
+  /** Chunks 0..upto-1 are durable and recorded: tell the server and the terminal's owner. */
+  private reportStored(d: Download, upto: number): void {
+    const r = d.rental;
+    this.send(d.link, { type: 'delivery.progress', orderId: r.orderId, have: upto });
+    this.emit({
+      type: 'progress',
+      orderId: r.orderId,
+      have: upto,
+      total: r.totalChunks,
+      bytes: Math.min(r.size, upto * r.chunkSize),
+      size: r.size,
+    });
+    if (upto === r.totalChunks) {
+      this.downloads.delete(r.orderId);
+      this.emit({ type: 'stored', orderId: r.orderId });
+    }
   }
 
   /** A pre-roll is kept only if the pinned server signed it for this order and this exact creative. */

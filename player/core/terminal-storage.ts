@@ -74,6 +74,12 @@ export interface TerminalStorage {
   readChunks?(rental: StoredRental, first: number, count: number, into?: Uint8Array): Promise<Uint8Array[]>;
   /** Make written chunks durable before they are reported as stored. */
   flush(orderId: string): Promise<void>;
+  /**
+   * A title that arrived whole before any of it was written (a small one), in one step (optional:
+   * the core falls back to writeChunks, flush and putRental): `ciphers` are all its chunks, from the
+   * first; once it resolves they are durable and `rental` (with `have` = all of them) is recorded.
+   */
+  storeWhole?(rental: StoredRental, ciphers: Uint8Array[]): Promise<void>;
 
   licence(orderId: string): Promise<SignedEnvelope | undefined>;
   putLicence(orderId: string, licence: SignedEnvelope): Promise<void>;

@@ -17,9 +17,9 @@ import { Worker } from 'node:worker_threads';
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const fs = require('node:fs');
-function writeAll(fd, data) {
+function writeAll(fd, data, at = 0) {
   const bytes = typeof data === 'string' ? Buffer.from(data) : data;
-  for (let done = 0; done < bytes.length; ) done += fs.writeSync(fd, bytes, done, bytes.length - done, done);
+  for (let done = 0; done < bytes.length; ) done += fs.writeSync(fd, bytes, done, bytes.length - done, at + done);
 }
 const ops = {
   replace({ dir, file, data, durable }) {
@@ -38,6 +38,21 @@ const ops = {
     if (dir) fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     return fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
   },
+  storeWhole({ dir, file, chunks, recordFile, record }) {
+    const fd = ops.open({ dir, file });
+    try {
+      let at = 0;
+      for (const c of chunks) {
+        writeAll(fd, c, at);
+        at += c.length;
+      }
+      fs.fdatasyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    // The record last: it says the chunks are there, so they are on disk first.
+    ops.replace({ file: recordFile, data: record, durable: true });
+  },
 };
 parentPort.on('message', (batch) => {
   const replies = [];
@@ -54,7 +69,15 @@ parentPort.on('message', (batch) => {
 
 type Op =
   | { op: 'replace'; dir?: string; file: string; data: string | Uint8Array; durable: boolean }
-  | { op: 'open'; dir?: string; file: string };
+  | { op: 'open'; dir?: string; file: string }
+  | {
+      op: 'storeWhole';
+      dir?: string;
+      file: string;
+      chunks: Uint8Array[];
+      recordFile: string;
+      record: string;
+    };
 
 interface Reply {
   id: number;
@@ -127,6 +150,19 @@ function call<T>(op: Op): Promise<T> {
 /** Replace `file` whole or not at all (synced unless `durable` is false), making `dir` first if given. */
 export const replaceFile = (file: string, data: string | Uint8Array, durable: boolean, dir?: string) =>
   call<void>({ op: 'replace', file, data, durable, dir });
+
+/**
+ * A small title that arrived whole, in one step: its chunks written back to back from the start of
+ * `file` (made if missing, `dir` first if given), synced, closed, and then `record` durably
+ * replacing `recordFile`. The chunks are copied into the message: callers keep this to small titles.
+ */
+export const storeWholeFile = (
+  file: string,
+  chunks: Uint8Array[],
+  recordFile: string,
+  record: string,
+  dir?: string,
+) => call<void>({ op: 'storeWhole', file, chunks, recordFile, record, dir });
 
 /** Open `file` to read and write, made if missing, never truncated; `dir` made first if given. */
 export const openReadWrite = (file: string, dir?: string) => call<number>({ op: 'open', file, dir });

@@ -1,11 +1,12 @@
 /** The headless terminal's folder storage under concurrent writers. */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { closeSync, readdirSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, readdirSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, test } from 'node:test';
 import { FileStorage } from '../../player/headless/file-storage.ts';
 import { openReadWrite, replaceFile } from '../../player/headless/file-worker.ts';
+import { cipherChunkLength } from '../../shared/crypto.ts';
 import { cleanup, tempDir } from '../harness.ts';
 
 afterEach(cleanup);
@@ -118,4 +119,73 @@ test('descriptors the file worker opens are the event loop’s: closed here and 
   assert.equal(r.stdout.trim(), 'done', r.stderr);
   // A worker that tracks them warns "opened in unmanaged mode twice" (and would close them if it stopped).
   assert.doesNotMatch(r.stderr, /unmanaged mode/);
+});
+
+test('a small title that arrived whole is stored in one step; one with its file open, or too big, the long way, to the same bytes', async () => {
+  const dir = tempDir('rd-fs-');
+  const s = new FileStorage(dir);
+  const chunkSize = 65536;
+  const stride = cipherChunkLength(chunkSize);
+  const rentalOf = (orderId: string, size: number) => {
+    const totalChunks = Math.ceil(size / chunkSize);
+    return {
+      orderId,
+      itemNumber: 1,
+      title: 'T',
+      mimeType: 'video/webm',
+      size,
+      chunkSize,
+      totalChunks,
+      have: totalChunks,
+      notBefore: 0,
+      notAfter: Date.now() + 60_000,
+      expired: false,
+    };
+  };
+  const ciphersOf = (size: number, seed: number) => {
+    const out: Uint8Array[] = [];
+    for (let at = 0; at < size; at += chunkSize) {
+      const c = new Uint8Array(cipherChunkLength(Math.min(chunkSize, size - at)));
+      for (let i = 0; i < c.length; i++) c[i] = (i * 31 + seed + at) & 0xff;
+      out.push(c);
+    }
+    return out;
+  };
+  const openFds = () => (existsSync('/proc/self/fd') ? readdirSync('/proc/self/fd').length : -1);
+  const check = async (orderId: string, size: number, seed: number) => {
+    const ciphers = ciphersOf(size, seed);
+    const before = openFds();
+    await s.storeWhole(rentalOf(orderId, size), ciphers);
+    const file = readFileSync(join(dir, 'rentals', orderId, 'content.enc'));
+    assert.deepEqual(file, Buffer.concat(ciphers), 'the chunks, back to back from the start');
+    assert.equal(file.length, (ciphers.length - 1) * stride + (ciphers.at(-1)?.length ?? 0));
+    // What a restart finds: the record says all of it is there, and every chunk reads back.
+    const again = new FileStorage(dir);
+    const r = await again.rental(orderId);
+    assert.equal(r?.have, r?.totalChunks);
+    assert.deepEqual(
+      (await again.readChunks(r as NonNullable<typeof r>, 0, ciphers.length)).map((c) => Buffer.from(c)),
+      ciphers.map((c) => Buffer.from(c)),
+    );
+    await again.close();
+    assert.deepEqual(
+      readdirSync(join(dir, 'rentals', orderId)).sort(),
+      ['content.enc', 'rental.json'],
+      'no temporary file left behind',
+    );
+    return { before, after: openFds() };
+  };
+  // A one-chunk title: in one step on the file worker, which leaves no descriptor open here.
+  const small = await check('3f2b8a8e-5a7d-4a51-9a51-0f4c2b1f6a21', 1000, 1);
+  if (small.before >= 0) assert.equal(small.after, small.before, 'the one-step store closes its file');
+  // Five chunks (over the one-step bound): written here, synced, recorded; the file stays open for more.
+  const big = await check('3f2b8a8e-5a7d-4a51-9a51-0f4c2b1f6a22', 4 * chunkSize + 5, 2);
+  if (big.before >= 0) assert.equal(big.after, big.before + 1, 'the long way keeps the content file open');
+  // A title whose content file is open here already (a chunk was written first) goes the long way too.
+  const orderId = '3f2b8a8e-5a7d-4a51-9a51-0f4c2b1f6a23';
+  await s.writeChunk(rentalOf(orderId, 1000), 0, new Uint8Array(cipherChunkLength(1000)));
+  await check(orderId, 1000, 3);
+  // An order id that is not one cannot name a folder.
+  await assert.rejects(s.storeWhole(rentalOf('../x', 1000), ciphersOf(1000, 4)), /invalid order id/);
+  await s.close();
 });
