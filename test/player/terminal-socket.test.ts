@@ -278,3 +278,38 @@ test('pause stops reading (TCP holds the server back); resume reads everything t
   );
   s.close();
 });
+
+test('frames sent in one turn leave in one write, in order; a frame sent later is not held back', async () => {
+  const srv = await wsServer();
+  const s = new TerminalSocket(srv.url);
+  await until(() => srv.connections.length === 1 && s.readyState === 1);
+  const peer = srv.connections[0] as WebSocket;
+  const got: string[] = [];
+  peer.on('message', (m) => got.push(String(m)));
+  // The writes the terminal's socket hands to the system: Node calls _writev once for what was
+  // corked, _write for a frame on its own. A licence's acknowledgement and a title's report sent
+  // together should be one system call here and one wake-up of the server.
+  type Writes = { _write: (...a: unknown[]) => void; _writev: (...a: unknown[]) => void };
+  const socket = (s as unknown as { socket: Writes }).socket;
+  const writes: number[] = [];
+  for (const name of ['_write', '_writev'] as const) {
+    const original = socket[name].bind(socket);
+    socket[name] = (...a: unknown[]) => {
+      writes.push(name === '_writev' ? (a[0] as unknown[]).length : 1);
+      original(...a);
+    };
+  }
+  s.send('licence.ack');
+  s.send('delivery.progress');
+  s.send('ad.impression');
+  await until(() => got.length === 3);
+  assert.deepEqual(got, ['licence.ack', 'delivery.progress', 'ad.impression']);
+  assert.deepEqual(writes, [3], 'one write of the three frames');
+  await sleep(20);
+  s.send('later');
+  await until(() => got.length === 4);
+  assert.equal(got[3], 'later');
+  assert.deepEqual(writes, [3, 1]);
+  s.close();
+  await until(() => s.readyState === 3);
+});
