@@ -164,7 +164,7 @@ export class SqliteRepository implements Repository {
       try {
         this.openWindow();
         if (oneStatement) fn();
-        else this.db.transaction(fn)(); // inside the window's transaction: a savepoint
+        else this.atomically(fn); // inside the window's transaction: a savepoint
       } catch (err) {
         this.afterWriteError(err);
         return reject(err);
@@ -236,10 +236,21 @@ export class SqliteRepository implements Repository {
     }
     return s;
   }
+  /**
+   * Runs `fn` all or nothing: in a transaction of its own, or in a savepoint inside the open one.
+   * One better-sqlite3 transaction function, made once and given `fn` each time. Making one per call
+   * (`db.transaction(fn)`) built four wrappers and defined twenty properties on them: 10-11 µs a
+   * savepoint against 2.3-2.8 (a lab loop), and about 4 KB of garbage each: one an order, its inserts.
+   */
+  private atomicallyOnce: (<U>(f: () => U) => U) | undefined;
+  private atomically<T>(fn: () => T): T {
+    this.atomicallyOnce ??= this.db.transaction(<U>(f: () => U): U => f()) as <U>(f: () => U) => U;
+    return this.atomicallyOnce(fn);
+  }
   /** A transaction of its own: the window's writes commit first, so they cannot be rolled back with it. */
   private tx<T>(fn: () => T): T {
     this.settle();
-    return this.db.transaction(fn)();
+    return this.atomically(fn);
   }
   /** A re-derivable write, in the window's transaction (see openWindow). */
   private deferred(sql: string, ...args: unknown[]): void {
