@@ -20,13 +20,14 @@ import { createRequire } from 'node:module';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sodium from 'libsodium-wrappers';
-import { parseCli, runCli } from '../server/cli-args.ts';
+import { parseCli, runCli, UsageError } from '../server/cli-args.ts';
 import { chunkFrameBytes } from '../server/content/chunk-cipher.ts';
 import { READ_AHEAD_CHUNKS } from '../server/content/delivery.ts';
 import type { SodiumNative } from '../server/native-sodium.ts';
 import { COMMIT_WINDOW_MS } from '../server/store/sqlite.ts';
 import { cryptoReady } from '../shared/crypto.ts';
 import { rentNow } from '../test/harness.ts';
+import { MEASURES, type Measure, onlyArg } from './bench-args.ts';
 import {
   addTitle,
   cpuMeter,
@@ -72,10 +73,23 @@ const sodiumNative = createRequire(import.meta.url)('sodium-native') as SodiumNa
   ): number;
 };
 
-const { values } = parseCli(process.argv.slice(2), { quick: { type: 'boolean' }, only: { type: 'string' } });
-const quick = Boolean(values.quick);
-const only = (values.only as string | undefined)?.split(',');
-const want = (name: string) => !only || only.includes(name);
+const USAGE = `usage: npm run bench -- [--quick] [--only ${MEASURES.join(',')}]`;
+/** The arguments, checked before anything runs: a mistake is a message and exit code 2, not a stack trace. */
+function benchArgs(): { quick: boolean; only: Measure[] | undefined } {
+  try {
+    const { values } = parseCli(process.argv.slice(2), {
+      quick: { type: 'boolean' },
+      only: { type: 'string' },
+    });
+    return { quick: Boolean(values.quick), only: onlyArg(values.only) };
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`error: ${err.message}\n\n${USAGE}\n`);
+    process.exit(2);
+  }
+}
+const { quick, only } = benchArgs();
+const want = (name: Measure) => !only || only.includes(name);
 const S = {
   raw: quick ? 32 * MiB : 256 * MiB,
   /** The cipher measured again right before each delivery or decrypt pass (best of five). */
@@ -934,4 +948,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-runCli(main, 'usage: npm run bench -- [--quick] [--only delivery,first-frame,parallel,orders,held,stream]');
+runCli(main, USAGE);

@@ -89,6 +89,17 @@ test('every command rejects missing or invalid arguments with a message and a no
     ['player/headless/cli.ts', ['play', 'not-an-order', '--out', 'x'], /is not an order id/],
     ['player/headless/cli.ts', ['dance'], /unknown command/],
     ['scripts/demo.ts', ['--period', '1'], /--period must be a whole number from 5 to 300/],
+    ['bench/run.ts', ['--bogus'], /Unknown option '--bogus'/],
+    ['bench/run.ts', ['--only', 'ordrs'], /--only takes measures from delivery, first-frame/],
+    ['bench/run.ts', ['--only', ''], /--only takes measures/],
+    ['bench/compare.ts', [], /--base is required/],
+    ['bench/compare.ts', ['--base', 'no-such-revision'], /is not a commit of this repository/],
+    [
+      'bench/compare.ts',
+      ['--base', 'HEAD', '--rounds', '21'],
+      /--rounds must be a whole number from 1 to 20/,
+    ],
+    ['bench/compare.ts', ['--base', 'HEAD', '--only', 'orders,nope'], /--only takes measures/],
   ];
   for (const [script, args, want] of cases) {
     const r = run(script, args);
@@ -170,4 +181,22 @@ test('ingest refuses a truncated or corrupt clip with the reason, and keeps noth
   }
   assert.doesNotMatch(run('server/cli.ts', ['catalog', '--data', data]).stdout, /Bad/);
   assert.deepEqual(readdirSync(join(data, 'media')), [], 'no media file or temporary left');
+});
+
+test('bench/compare.ts: the figures every run has, each run beside the means, and head over base', async () => {
+  const { compareTable } = await import('../bench/compare.ts');
+  const rows = compareTable(
+    [
+      { p99: 40, max: 2000, only_base: 1 },
+      { p99: 60, max: 2200, only_base: 2 },
+    ],
+    [
+      { p99: 30, max: 2300, broken: Number.NaN },
+      { p99: 20, max: 2500, broken: 1 },
+    ],
+  );
+  assert.deepEqual(rows, [
+    ['max', '2100 (2000, 2200)', '2400 (2300, 2500)', '1.14'],
+    ['p99', '50.0 (40.0, 60.0)', '25.0 (30.0, 20.0)', '0.50'],
+  ]);
 });
