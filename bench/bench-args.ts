@@ -11,7 +11,7 @@ export function onlyArg(value: unknown): Measure[] | undefined {
     .split(',')
     .map((n) => n.trim());
   const unknown = names.filter((n) => !(MEASURES as readonly string[]).includes(n));
-  if (names.length === 0 || unknown.length > 0)
+  if (unknown.length > 0)
     throw new UsageError(
       `--only takes measures from ${MEASURES.join(', ')}, separated by commas (got ${JSON.stringify(String(value))})`,
     );
