@@ -6,7 +6,9 @@ import { spawnSync } from 'node:child_process';
 import {
   closeSync,
   existsSync,
+  fdatasync,
   fdatasyncSync,
+  ftruncateSync,
   mkdirSync,
   mkdtempSync,
   openSync,
@@ -292,6 +294,37 @@ function rawDisk(dir: string, bytes: number): { rate: number; cpuMsPerMiB: numbe
     closeSync(fd);
     rmSync(file);
     spawnSync('sync');
+  }
+}
+
+/**
+ * The raw limit of an order's wait for the disk: `count` flushes of the server's data disk alone, as
+ * the server flushes its write-ahead log (16 KiB rewritten in a file that does not grow, then an
+ * fdatasync on libuv's pool, awaited on the event loop), one every commit window. What a flush
+ * takes in the orders measure beyond this is waiting for a core, not for the disk.
+ */
+async function rawFlush(dir: string, count: number): Promise<{ p50: number; p99: number }> {
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, 'raw-flush-limit');
+  const fd = openSync(file, 'w+');
+  const block = Buffer.alloc(16 * 1024, 7);
+  const span = 4 * MiB;
+  try {
+    ftruncateSync(fd, span);
+    fdatasyncSync(fd);
+    const took: number[] = [];
+    for (let i = 0; i < count; i++) {
+      writeSync(fd, block, 0, block.length, (i * block.length) % span);
+      const t = performance.now();
+      await new Promise<void>((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve())));
+      took.push(performance.now() - t);
+      await new Promise((r) => setTimeout(r, COMMIT_WINDOW_MS));
+    }
+    took.sort((a, b) => a - b);
+    return { p50: percentile(took, 50), p99: percentile(took, 99) };
+  } finally {
+    closeSync(fd);
+    rmSync(file, { force: true });
   }
 }
 
@@ -660,6 +693,11 @@ async function main(): Promise<number> {
       perCommit,
       cores,
     });
+    // The disk's own flush, also while nothing else runs, in the server's data folder: the floor of
+    // an order's wait for durability.
+    const flush = await rawFlush(dataDir, quick ? 200 : 1000);
+    results.raw_wal_flush_p50_ms = flush.p50;
+    results.raw_wal_flush_p99_ms = flush.p99;
     results.raw_order_parts_cpu_us = floor.totalUs;
     results.raw_order_parts_orders_per_s = floor.ordersPerSecond;
     results.raw_order_licence_issue_us = floor.licenceIssueUs;
@@ -795,7 +833,7 @@ async function main(): Promise<number> {
       row(
         `order → licence at ${rate}/s for ${S.orderSeconds} s (${total} orders), after ${warm.lic.length} to warm up`,
         `p50 ${percentile(lat, 50).toFixed(1)} ms, p99 ${percentile(lat, 99).toFixed(1)} ms (all done at ${offered.toFixed(0)}/s; warm-up p99 ${percentile(warmLat, 99).toFixed(0)} ms; host steal ${percent(stolenPaced)}); CPU per order: server ${pacedCpu.server.toFixed(2)} ms (its event loop ${pacedCpu.serverLoop.toFixed(2)} ms), terminals ${pacedCpu.terminals.toFixed(2)} ms, clients ${pacedCpu.clients.toFixed(2)} ms`,
-        `goal p99 < 25 ms; the raw parts of ${rate} orders/s keep ${percent((floor.totalUs * rate) / 1e6 / cores)} (messages together) to ${percent((floor.totalAloneUs * rate) / 1e6 / cores)} (each alone) of ${cores} cores busy, these orders ${percent(((pacedCpu.server + pacedCpu.terminals + pacedCpu.clients) * rate) / 1000 / cores)}`,
+        `goal p99 < 25 ms; the raw parts of ${rate} orders/s keep ${percent((floor.totalUs * rate) / 1e6 / cores)} (messages together) to ${percent((floor.totalAloneUs * rate) / 1e6 / cores)} (each alone) of ${cores} cores busy, these orders ${percent(((pacedCpu.server + pacedCpu.terminals + pacedCpu.clients) * rate) / 1000 / cores)}; a WAL flush of this disk alone, one every ${COMMIT_WINDOW_MS} ms: p50 ${flush.p50.toFixed(2)} ms, p99 ${flush.p99.toFixed(2)} ms`,
         '',
       );
       // Max: as fast as the server takes them, 200 in flight.
