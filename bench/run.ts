@@ -22,7 +22,7 @@ import { createRequire } from 'node:module';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sodium from 'libsodium-wrappers';
-import { parseCli, runCli, UsageError } from '../server/cli-args.ts';
+import { argsOrExit, parseCli, runCli } from '../server/cli-args.ts';
 import { chunkFrameBytes } from '../server/content/chunk-cipher.ts';
 import { READ_AHEAD_CHUNKS } from '../server/content/delivery.ts';
 import type { SodiumNative } from '../server/native-sodium.ts';
@@ -76,21 +76,14 @@ const sodiumNative = createRequire(import.meta.url)('sodium-native') as SodiumNa
 };
 
 const USAGE = `usage: npm run bench -- [--quick] [--only ${MEASURES.join(',')}]`;
-/** The arguments, checked before anything runs: a mistake is a message and exit code 2, not a stack trace. */
-function benchArgs(): { quick: boolean; only: Measure[] | undefined } {
-  try {
-    const { values } = parseCli(process.argv.slice(2), {
-      quick: { type: 'boolean' },
-      only: { type: 'string' },
-    });
-    return { quick: Boolean(values.quick), only: onlyArg(values.only) };
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
-    process.stderr.write(`error: ${err.message}\n\n${USAGE}\n`);
-    process.exit(2);
-  }
-}
-const { quick, only } = benchArgs();
+// Checked before anything runs: a mistake is a message and exit code 2, not a stack trace.
+const { quick, only } = argsOrExit(() => {
+  const { values } = parseCli(process.argv.slice(2), {
+    quick: { type: 'boolean' },
+    only: { type: 'string' },
+  });
+  return { quick: Boolean(values.quick), only: onlyArg(values.only) };
+}, USAGE);
 const want = (name: Measure) => !only || only.includes(name);
 const S = {
   raw: quick ? 32 * MiB : 256 * MiB,

@@ -14,19 +14,26 @@ import { TerminalCore } from '../player/core/terminal-core.ts';
 import { FileStorage } from '../player/headless/file-storage.ts';
 import { installNativeChecks } from '../player/headless/native-checks.ts';
 import { terminalSocket } from '../player/headless/terminal-socket.ts';
-import { intArg, parseCli, requireArg } from '../server/cli-args.ts';
+import { argsOrExit, intArg, parseCli, requireArg } from '../server/cli-args.ts';
 import { cryptoReady } from '../shared/crypto.ts';
 
-const { values } = parseCli(process.argv.slice(2), {
-  server: { type: 'string' },
-  count: { type: 'string' },
-  dir: { type: 'string' },
-  'first-frame': { type: 'boolean' },
-  only: { type: 'string' },
-});
-const server = requireArg(values.server, 'server');
-const count = intArg(values.count, 'count', 1, 20_000) ?? 1;
-const dir = requireArg(values.dir, 'dir');
+const USAGE =
+  'usage: tsx bench/terminal-farm.ts --server WS_URL --dir DIR [--count N] [--first-frame] [--only EVENT,…]';
+const { values, server, count, dir } = argsOrExit(() => {
+  const { values } = parseCli(process.argv.slice(2), {
+    server: { type: 'string' },
+    count: { type: 'string' },
+    dir: { type: 'string' },
+    'first-frame': { type: 'boolean' },
+    only: { type: 'string' },
+  });
+  return {
+    values,
+    server: requireArg(values.server, 'server'),
+    count: intArg(values.count, 'count', 1, 20_000) ?? 1,
+    dir: requireArg(values.dir, 'dir'),
+  };
+}, USAGE);
 // --only welcome,licence: report just these kinds of events (errors and answers to commands, always).
 const only =
   typeof values.only === 'string'

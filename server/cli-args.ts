@@ -48,6 +48,23 @@ export function wsUrlArg(value: unknown, name: string): string | undefined {
   }
 }
 
+/** What a usage mistake prints: the error, then how the command is used. */
+const usageText = (err: UsageError, usage: string) => `error: ${err.message}\n\n${usage}\n`;
+
+/**
+ * Arguments parsed at a module's top level (its other code reads them as constants), before runCli
+ * can catch a mistake: a UsageError prints as runCli prints it and exits 2.
+ */
+export function argsOrExit<T>(parse: () => T, usage: string): T {
+  try {
+    return parse();
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(usageText(err, usage));
+    process.exit(2);
+  }
+}
+
 /** Run a CLI main: usage errors print a message and exit 2, other failures exit 1. */
 export function runCli(main: () => Promise<number | undefined>, usage: string): void {
   main().then(
@@ -56,7 +73,7 @@ export function runCli(main: () => Promise<number | undefined>, usage: string): 
     },
     (err: unknown) => {
       if (err instanceof UsageError) {
-        process.stderr.write(`error: ${err.message}\n\n${usage}\n`);
+        process.stderr.write(usageText(err, usage));
         process.exitCode = 2;
       } else {
         process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);

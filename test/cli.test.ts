@@ -92,6 +92,12 @@ test('every command rejects missing or invalid arguments with a message and a no
     ['bench/run.ts', ['--bogus'], /Unknown option '--bogus'/],
     ['bench/run.ts', ['--only', 'ordrs'], /--only takes measures from delivery, first-frame/],
     ['bench/run.ts', ['--only', ''], /--only takes measures/],
+    ['bench/terminal-farm.ts', ['--dir', 'd'], /--server is required/],
+    [
+      'bench/terminal-farm.ts',
+      ['--server', 'ws://127.0.0.1:1/ws', '--dir', 'd', '--count', 'x'],
+      /--count must be/,
+    ],
     ['bench/compare.ts', [], /--base is required/],
     ['bench/compare.ts', ['--base', 'no-such-revision'], /is not a commit of this repository/],
     [
