@@ -17,6 +17,7 @@ import type {
   TerminalState,
   TerminalStorage,
 } from '../core/terminal-storage.ts';
+import { DIRECT_MIN_BYTES, type DirectWriter, openDirectWriter } from './direct-writer.ts';
 import { openReadWrite, replaceFile, storeWholeFile } from './file-worker.ts';
 
 /**
@@ -75,6 +76,14 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
  * on every call, several per rental.
  */
 const inFolder = (dir: string, name: string) => `${dir}${sep}${name}`;
+
+/** An open content file: its descriptor, the calls using it, and its direct writer (a big title's). */
+interface ContentHandle {
+  fd: number;
+  busy: number;
+  closing: boolean;
+  direct?: DirectWriter;
+}
 
 export class FileStorage implements TerminalStorage {
   private readonly rentalsDir: string;
@@ -175,13 +184,18 @@ export class FileStorage implements TerminalStorage {
    * closed only when no call is using it: a descriptor closed under a write in flight could be
    * reused by the next open, and the write land in another file.
    */
-  private readonly handles = new Map<string, { fd: number; busy: number; closing: boolean }>();
+  private readonly handles = new Map<string, ContentHandle>();
+  /** The file system here refused O_DIRECT (tmpfs does): big titles are written the usual way. */
+  private directRefused = false;
 
-  /** Run `use` with the rental's content file open (made if `create`); undefined if there is none. */
+  /**
+   * Run `use` with the rental's content file open; undefined if there is none. `create` (the
+   * rental being written) makes the file if missing, and writes a big title directly.
+   */
   private async withContent<T>(
     orderId: string,
-    create: boolean,
-    use: (fd: number) => Promise<T>,
+    create: StoredRental | undefined,
+    use: (h: ContentHandle) => Promise<T>,
   ): Promise<T | undefined> {
     let h = this.handles.get(orderId);
     if (!h) {
@@ -194,28 +208,50 @@ export class FileStorage implements TerminalStorage {
       h = this.handles.get(orderId); // opened meanwhile by another call: keep one
       if (h) await fsCall((cb) => close(fd, cb));
       else {
-        h = { fd, busy: 0, closing: false };
+        const opened: ContentHandle = { fd, busy: 0, closing: false };
+        h = opened;
         this.handles.set(orderId, h);
         if (this.handles.size > MAX_OPEN_FILES)
           void this.release(this.handles.keys().next().value as string).catch(() => undefined);
+        if (create && create.size >= DIRECT_MIN_BYTES && !this.directRefused) {
+          h.busy++; // not closed while its direct descriptor opens
+          try {
+            opened.direct = await openDirectWriter(file, fd);
+          } catch {
+            this.directRefused = true;
+          } finally {
+            await this.unuse(opened);
+          }
+        }
       }
     }
     h.busy++;
     try {
-      return await use(h.fd);
+      return await use(h);
     } finally {
-      h.busy--;
-      if (h.closing && h.busy === 0) await fsCall((cb) => close(h.fd, cb));
+      await this.unuse(h);
+    }
+  }
+  private async unuse(h: ContentHandle): Promise<void> {
+    h.busy--;
+    if (h.closing && h.busy === 0) await this.closeContent(h);
+  }
+  /** What is staged for a direct write goes to the file first, unless the file is being deleted. */
+  private async closeContent(h: ContentHandle, discard = false): Promise<void> {
+    try {
+      await h.direct?.close(discard);
+    } finally {
+      await fsCall((cb) => close(h.fd, cb));
     }
   }
 
   /** Forget the rental's open file; it closes once no call is using it. */
-  private async release(orderId: string): Promise<void> {
+  private async release(orderId: string, discard = false): Promise<void> {
     const h = this.handles.get(orderId);
     if (!h) return;
     this.handles.delete(orderId);
     h.closing = true;
-    if (h.busy === 0) await fsCall((cb) => close(h.fd, cb));
+    if (h.busy === 0) await this.closeContent(h, discard);
   }
 
   private impressionsFile() {
@@ -251,14 +287,16 @@ export class FileStorage implements TerminalStorage {
   }
 
   async writeChunk(r: StoredRental, index: number, cipher: Uint8Array) {
-    await this.withContent(r.orderId, true, (fd) =>
-      writeAll(fd, cipher, index * cipherChunkLength(r.chunkSize)),
-    );
+    await this.withContent(r.orderId, r, ({ fd, direct }) => {
+      const at = index * cipherChunkLength(r.chunkSize);
+      return direct ? direct.append(at, [cipher]) : writeAll(fd, cipher, at);
+    });
   }
   async writeChunks(r: StoredRental, first: number, ciphers: Uint8Array[]) {
-    await this.withContent(r.orderId, true, async (fd) => {
+    await this.withContent(r.orderId, r, async ({ fd, direct }) => {
       // Consecutive chunks sit back to back (only the last chunk of a title is shorter).
       const at = first * cipherChunkLength(r.chunkSize);
+      if (direct) return direct.append(at, ciphers);
       const written = await fsCall<number>((cb) => writev(fd, ciphers, at, cb));
       const total = ciphers.reduce((n, c) => n + c.length, 0);
       // A short writev is legal; finish what it did not write.
@@ -270,9 +308,10 @@ export class FileStorage implements TerminalStorage {
     const plainLen = index < r.totalChunks - 1 ? r.chunkSize : r.size - r.chunkSize * (r.totalChunks - 1);
     const len = cipherChunkLength(plainLen);
     const buf = Buffer.allocUnsafeSlow(len); // filled by the read; returned only if whole; never a shared pool
-    const bytesRead = await this.withContent(r.orderId, false, (fd) =>
-      fsCall<number>((cb) => read(fd, buf, 0, len, index * stride, cb)),
-    );
+    const bytesRead = await this.withContent(r.orderId, undefined, async ({ fd, direct }) => {
+      await direct?.settle(); // what is staged is read from the file
+      return fsCall<number>((cb) => read(fd, buf, 0, len, index * stride, cb));
+    });
     return bytesRead === len ? buf : undefined;
   }
   async readChunks(r: StoredRental, first: number, count: number, into?: Uint8Array) {
@@ -284,9 +323,10 @@ export class FileStorage implements TerminalStorage {
     // no need to zero the buffer first: that was 6 % of a player's decryption). The caller's buffer
     // if it lends one (no new memory per block), else memory of its own, never Node's shared pool.
     const buf = into && into.length >= bytes ? into.subarray(0, bytes) : Buffer.allocUnsafeSlow(bytes);
-    const bytesRead = await this.withContent(r.orderId, false, (fd) =>
-      fsCall<number>((cb) => read(fd, buf, 0, buf.length, first * stride, cb)),
-    );
+    const bytesRead = await this.withContent(r.orderId, undefined, async ({ fd, direct }) => {
+      await direct?.settle();
+      return fsCall<number>((cb) => read(fd, buf, 0, buf.length, first * stride, cb));
+    });
     if (bytesRead === undefined) return [];
     const out: Uint8Array[] = [];
     for (let i = 0; i < count; i++) {
@@ -297,7 +337,10 @@ export class FileStorage implements TerminalStorage {
     return out;
   }
   async flush(orderId: string) {
-    await this.withContent(orderId, false, (fd) => fsCall((cb) => fdatasync(fd, cb)));
+    await this.withContent(orderId, undefined, async ({ fd, direct }) => {
+      await direct?.settle();
+      await fsCall((cb) => fdatasync(fd, cb));
+    });
   }
   /**
    * One message to the file worker instead of five round trips (open, write, sync, close, record):
@@ -358,7 +401,7 @@ export class FileStorage implements TerminalStorage {
   }
   async wipe(orderId: string) {
     const dir = this.rentalDir(orderId);
-    await this.release(orderId);
+    await this.release(orderId, true);
     await rm(inFolder(dir, 'licence.json'), { force: true });
     await rm(inFolder(dir, 'preroll.json'), { force: true });
     await rm(inFolder(dir, 'preroll.bin'), { force: true });

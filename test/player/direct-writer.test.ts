@@ -1,0 +1,193 @@
+/** A big title's content written past the page cache (direct-writer.ts), through the terminal's folder storage. */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import {
+  closeSync,
+  constants,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, test } from 'node:test';
+import { DIRECT_MIN_BYTES, directWritesBroken } from '../../player/headless/direct-writer.ts';
+import { FileStorage } from '../../player/headless/file-storage.ts';
+import { cipherChunkLength } from '../../shared/crypto.ts';
+import { cleanup } from '../harness.ts';
+
+afterEach(cleanup);
+const made: string[] = [];
+afterEach(() => {
+  for (const d of made.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+/** Whether the file system holding `dir` takes O_DIRECT (tmpfs does not). */
+function takesDirect(dir: string): boolean {
+  const probe = join(dir, '.direct-probe');
+  writeFileSync(probe, '');
+  try {
+    closeSync(openSync(probe, constants.O_WRONLY | constants.O_DIRECT));
+    return true;
+  } catch {
+    return false;
+  } finally {
+    rmSync(probe, { force: true });
+  }
+}
+/** A fresh folder under `parent`, removed after the test. */
+function folderIn(parent: string): string {
+  const d = mkdtempSync(join(parent, 'rd-direct-'));
+  made.push(d);
+  return d;
+}
+/** A folder on a file system that takes O_DIRECT: the temporary folder's, or else the checkout's. */
+function directFolder(): string | undefined {
+  for (const parent of [tmpdir(), process.cwd()]) {
+    const d = folderIn(parent);
+    if (takesDirect(d)) return d;
+  }
+  return undefined;
+}
+/** Bytes of `file` in the page cache (util-linux fincore), or undefined without it. */
+function cachedBytes(file: string): number | undefined {
+  const r = spawnSync('fincore', ['--bytes', '--noheadings', '--output', 'RES', file], { encoding: 'utf8' });
+  return r.status === 0 ? Number(r.stdout.trim()) : undefined;
+}
+
+const chunkSize = 65536;
+const stride = cipherChunkLength(chunkSize);
+const rentalOf = (orderId: string, size: number) => ({
+  orderId,
+  itemNumber: 1,
+  title: 'T',
+  mimeType: 'video/webm',
+  size,
+  chunkSize,
+  totalChunks: Math.ceil(size / chunkSize),
+  have: 0,
+  notBefore: 0,
+  notAfter: Date.now() + 60_000,
+  expired: false,
+});
+const ciphersOf = (size: number, seed: number) => {
+  const out: Uint8Array[] = [];
+  for (let at = 0; at < size; at += chunkSize) {
+    const c = new Uint8Array(cipherChunkLength(Math.min(chunkSize, size - at)));
+    for (let i = 0; i < c.length; i++) c[i] = (i * 31 + seed + (at >> 16) * 7) & 0xff;
+    out.push(c);
+  }
+  return out;
+};
+
+/**
+ * Write `ciphers[from..to)` in batches of 1 to 16 chunks, as the terminal does (the buffers given
+ * are overwritten once each write resolves, as the socket's are), with a sync started every 20
+ * chunks beside the writing; resolves once the last sync is done.
+ */
+async function writeRange(
+  s: FileStorage,
+  r: ReturnType<typeof rentalOf>,
+  ciphers: Uint8Array[],
+  from: number,
+  to: number,
+) {
+  const syncs: Promise<void>[] = [];
+  let sinceSync = 0;
+  for (let i = from, n = 1; i < to; n = (n % 16) + 1) {
+    const batch = ciphers.slice(i, Math.min(to, i + n)).map((c) => Uint8Array.from(c));
+    await s.writeChunks(r, i, batch);
+    for (const b of batch) b.fill(0xee); // the socket reuses its buffers
+    i += batch.length;
+    sinceSync += batch.length;
+    if (sinceSync >= 20) {
+      syncs.push(s.flush(r.orderId));
+      sinceSync = 0;
+    }
+  }
+  syncs.push(s.flush(r.orderId));
+  await Promise.all(syncs);
+}
+
+test('a big title is written past the page cache, synced as it goes, resumed mid-block, and reads back byte for byte', async (t) => {
+  const dir = directFolder();
+  if (!dir)
+    return t.skip(
+      'no file system here takes O_DIRECT (the temporary folder and the checkout both refused it)',
+    );
+  const orderId = '3f2b8a8e-5a7d-4a51-9a51-0f4c2b1f6b01';
+  const size = DIRECT_MIN_BYTES + 3 * chunkSize + 123;
+  const r = rentalOf(orderId, size);
+  const ciphers = ciphersOf(size, 5);
+  const s = new FileStorage(dir);
+  const half = 70; // 70 × 65,577 bytes: not on a 4 KiB boundary
+  await writeRange(s, r, ciphers, 0, half);
+  // What was synced reads back while the download goes on.
+  const early = await s.readChunks(r, half - 3, 3);
+  assert.deepEqual(
+    early.map((c) => Buffer.from(c)),
+    ciphers.slice(half - 3, half).map((c) => Buffer.from(c)),
+  );
+  await s.close();
+  // The terminal restarted: the rest, from the middle of a block, by a new storage.
+  const again = new FileStorage(dir);
+  await writeRange(again, r, ciphers, half, ciphers.length);
+  const file = join(dir, 'rentals', orderId, 'content.enc');
+  const cached = cachedBytes(file);
+  if (cached === undefined) t.diagnostic('fincore is missing: the page cache is not checked');
+  else
+    assert.ok(
+      cached < size / 8,
+      `direct writes leave the title out of the page cache (${cached} of ${size} bytes cached)`,
+    );
+  await again.close();
+  assert.equal(directWritesBroken(), undefined, 'the kernel took the aligned writes');
+  assert.equal(statSync(file).size, (ciphers.length - 1) * stride + (ciphers.at(-1)?.length ?? 0));
+  assert.deepEqual(readFileSync(file), Buffer.concat(ciphers), 'the chunks, back to back from the start');
+});
+
+test('more big downloads at once than staging slots: the rest are written the usual way, all to the same bytes', async (t) => {
+  const dir = directFolder();
+  if (!dir)
+    return t.skip(
+      'no file system here takes O_DIRECT (the temporary folder and the checkout both refused it)',
+    );
+  const s = new FileStorage(dir);
+  const size = DIRECT_MIN_BYTES + 1000;
+  const titles = Array.from({ length: 10 }, (_, k) => ({
+    r: rentalOf(`3f2b8a8e-5a7d-4a51-9a51-0f4c2b1f6c${String(k).padStart(2, '0')}`, size),
+    ciphers: ciphersOf(size, 11 + k),
+  }));
+  await Promise.all(titles.map(({ r, ciphers }) => writeRange(s, r, ciphers, 0, ciphers.length)));
+  await s.close();
+  const cached = titles.map(({ r }) => cachedBytes(join(dir, 'rentals', r.orderId, 'content.enc')));
+  if (cached[0] !== undefined) {
+    const direct = cached.filter((c) => (c as number) < size / 8).length;
+    assert.ok(direct >= 1 && direct <= 8, `${direct} of 10 written directly: at most the 8 slots`);
+  }
+  for (const { r, ciphers } of titles)
+    assert.deepEqual(readFileSync(join(dir, 'rentals', r.orderId, 'content.enc')), Buffer.concat(ciphers));
+});
+
+test('where the file system refuses O_DIRECT (tmpfs), a big title is written the usual way to the same bytes', async (t) => {
+  const parent = ['/dev/shm', tmpdir()].find((p) => {
+    try {
+      return statSync(p).isDirectory() && !takesDirect(p);
+    } catch {
+      return false;
+    }
+  });
+  if (!parent) return t.skip('every file system here takes O_DIRECT (tmpfs does since Linux 6.6)');
+  const dir = folderIn(parent);
+  const orderId = '3f2b8a8e-5a7d-4a51-9a51-0f4c2b1f6d01';
+  const size = DIRECT_MIN_BYTES + 77;
+  const r = rentalOf(orderId, size);
+  const ciphers = ciphersOf(size, 9);
+  const s = new FileStorage(dir);
+  await writeRange(s, r, ciphers, 0, ciphers.length);
+  await s.close();
+  assert.deepEqual(readFileSync(join(dir, 'rentals', orderId, 'content.enc')), Buffer.concat(ciphers));
+});
