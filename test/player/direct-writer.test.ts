@@ -14,7 +14,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, test } from 'node:test';
-import { DIRECT_MIN_BYTES, directWritesBroken } from '../../player/headless/direct-writer.ts';
+import { DIRECT_MIN_BYTES, DIRECT_SLOTS, directWritesBroken } from '../../player/headless/direct-writer.ts';
 import { FileStorage } from '../../player/headless/file-storage.ts';
 import { cipherChunkLength } from '../../shared/crypto.ts';
 import { cleanup } from '../harness.ts';
@@ -166,7 +166,10 @@ test('more big downloads at once than staging slots: the rest are written the us
   const cached = titles.map(({ r }) => cachedBytes(join(dir, 'rentals', r.orderId, 'content.enc')));
   if (cached[0] !== undefined) {
     const direct = cached.filter((c) => (c as number) < size / 8).length;
-    assert.ok(direct >= 1 && direct <= 8, `${direct} of 10 written directly: at most the 8 slots`);
+    assert.ok(
+      direct >= 1 && direct <= DIRECT_SLOTS,
+      `${direct} of 10 written directly: at most the ${DIRECT_SLOTS} slots`,
+    );
   }
   for (const { r, ciphers } of titles)
     assert.deepEqual(readFileSync(join(dir, 'rentals', r.orderId, 'content.enc')), Buffer.concat(ciphers));
