@@ -245,6 +245,20 @@ export class FileStorage implements TerminalStorage {
     }
   }
 
+  /**
+   * A direct writer that failed (a full disk) fails every later call, and what it had staged is
+   * lost: the file is let go, so the download's next attempt opens it afresh. Only chunks synced
+   * were ever reported stored, so nothing reported is lost.
+   */
+  private async viaDirect(orderId: string, h: ContentHandle, op: Promise<void>): Promise<void> {
+    try {
+      await op;
+    } catch (err) {
+      if (this.handles.get(orderId) === h) void this.release(orderId, true).catch(() => undefined);
+      throw err;
+    }
+  }
+
   /** Forget the rental's open file; it closes once no call is using it. */
   private async release(orderId: string, discard = false): Promise<void> {
     const h = this.handles.get(orderId);
@@ -287,16 +301,19 @@ export class FileStorage implements TerminalStorage {
   }
 
   async writeChunk(r: StoredRental, index: number, cipher: Uint8Array) {
-    await this.withContent(r.orderId, r, ({ fd, direct }) => {
+    await this.withContent(r.orderId, r, (h) => {
       const at = index * cipherChunkLength(r.chunkSize);
-      return direct ? direct.append(at, [cipher]) : writeAll(fd, cipher, at);
+      return h.direct
+        ? this.viaDirect(r.orderId, h, h.direct.append(at, [cipher]))
+        : writeAll(h.fd, cipher, at);
     });
   }
   async writeChunks(r: StoredRental, first: number, ciphers: Uint8Array[]) {
-    await this.withContent(r.orderId, r, async ({ fd, direct }) => {
+    await this.withContent(r.orderId, r, async (h) => {
+      const { fd, direct } = h;
       // Consecutive chunks sit back to back (only the last chunk of a title is shorter).
       const at = first * cipherChunkLength(r.chunkSize);
-      if (direct) return direct.append(at, ciphers);
+      if (direct) return this.viaDirect(r.orderId, h, direct.append(at, ciphers));
       const written = await fsCall<number>((cb) => writev(fd, ciphers, at, cb));
       const total = ciphers.reduce((n, c) => n + c.length, 0);
       // A short writev is legal; finish what it did not write.
@@ -337,9 +354,9 @@ export class FileStorage implements TerminalStorage {
     return out;
   }
   async flush(orderId: string) {
-    await this.withContent(orderId, undefined, async ({ fd, direct }) => {
-      await direct?.settle();
-      await fsCall((cb) => fdatasync(fd, cb));
+    await this.withContent(orderId, undefined, async (h) => {
+      if (h.direct) await this.viaDirect(orderId, h, h.direct.settle());
+      await fsCall((cb) => fdatasync(h.fd, cb));
     });
   }
   /**

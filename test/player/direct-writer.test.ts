@@ -194,3 +194,28 @@ test('where the file system refuses O_DIRECT (tmpfs), a big title is written the
   await s.close();
   assert.deepEqual(readFileSync(join(dir, 'rentals', orderId, 'content.enc')), Buffer.concat(ciphers));
 });
+
+test('a direct write that fails fails the sync after it, and the next attempt writes the title afresh', async (t) => {
+  const dir = directFolder();
+  if (!dir)
+    return t.skip(
+      'no file system here takes O_DIRECT (the temporary folder and the checkout both refused it)',
+    );
+  const orderId = '3f2b8a8e-5a7d-4a51-9a51-0f4c2b1f6e01';
+  const size = DIRECT_MIN_BYTES + 5000;
+  const r = rentalOf(orderId, size);
+  const ciphers = ciphersOf(size, 21);
+  const s = new FileStorage(dir);
+  // Past the largest file the file system allows (16 TiB on ext4): the kernel refuses the write (EFBIG).
+  const far = Math.ceil(2 ** 45 / stride);
+  await s.writeChunks(r, far, ciphers.slice(0, 40)).catch(() => undefined);
+  await assert.rejects(s.flush(orderId), (err: NodeJS.ErrnoException) => {
+    assert.match(String(err.code), /EFBIG|EINVAL|ENOSPC/);
+    return true;
+  });
+  // The failed writer let the file go: the download, started again, stores the title.
+  await writeRange(s, r, ciphers, 0, ciphers.length);
+  await s.close();
+  const file = join(dir, 'rentals', orderId, 'content.enc');
+  assert.deepEqual(readFileSync(file), Buffer.concat(ciphers));
+});
