@@ -90,6 +90,7 @@ for (let i = 0; i < count; i++) {
                 ctrl.abort();
               },
               ctrl.signal,
+              { reuse: true },
             )
             .catch((err) => out({ t: 'error', i, message: String(err) }));
         }
@@ -114,9 +115,15 @@ for await (const line of createInterface({ input: process.stdin })) {
     const core = cores[cmd.i ?? 0] as TerminalCore;
     let bytes = 0;
     const start = performance.now();
-    await core.decrypt(cmd.orderId as string, (p) => {
-      bytes += p.length;
-    });
+    // As the player's media feed decrypts (one buffer for every chunk; see feedVideo).
+    await core.decrypt(
+      cmd.orderId as string,
+      (p) => {
+        bytes += p.length;
+      },
+      undefined,
+      { reuse: true },
+    );
     out({ t: 'decrypted', bytes, ms: performance.now() - start });
   }
 }

@@ -307,8 +307,17 @@ export class ChunkOpener {
     this.lib.HEAPU8.set(key, this.key);
   }
 
-  /** Chunk `index` of `total` decrypted (a copy of its own), or undefined if it fails any check. */
-  open(data: Uint8Array, orderId: string, index: number, total: number): Uint8Array | undefined {
+  /**
+   * Chunk `index` of `total` decrypted, or undefined if it fails any check: a copy of its own, or
+   * the start of `into` when that is given and long enough (no new memory per chunk).
+   */
+  open(
+    data: Uint8Array,
+    orderId: string,
+    index: number,
+    total: number,
+    into?: Uint8Array,
+  ): Uint8Array | undefined {
     if (this.closed) throw new Error('the chunk opener is closed');
     if (data.length < CHUNK_HEADER_BYTES + CHUNK_ABYTES || data.length > this.maxChunkBytes) return undefined;
     const ad = chunkAd(orderId, index, total);
@@ -338,7 +347,10 @@ export class ChunkOpener {
     const s = na();
     const isFinal = heap[this.tag] === s.crypto_secretstream_xchacha20poly1305_TAG_FINAL;
     if ((index === total - 1) !== isFinal) return undefined;
-    return heap.slice(this.plain, this.plain + cipherBytes - CHUNK_ABYTES);
+    const plain = heap.subarray(this.plain, this.plain + cipherBytes - CHUNK_ABYTES);
+    if (!into || into.length < plain.length) return plain.slice();
+    into.set(plain);
+    return into.subarray(0, plain.length);
   }
 
   /** Wipes the key, the state and the last plaintext, and gives the memory back. */

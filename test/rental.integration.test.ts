@@ -244,6 +244,27 @@ test('a title of many read-ahead blocks arrives byte for byte', async () => {
   await t.log.waitFor('stored', (e) => e.orderId === order.orderId);
   await t.log.waitFor('licence', (e) => e.orderId === order.orderId);
   assert.equal(sha(await collect(t.core, order.orderId)), sha(bytes));
+  // As the player's media feed decrypts: every chunk in one buffer, which the sink copies from.
+  const parts: Buffer[] = [];
+  const buffers = new Set<ArrayBufferLike>();
+  let last: Uint8Array | undefined;
+  await t.core.decrypt(
+    order.orderId,
+    (p) => {
+      parts.push(Buffer.from(p));
+      buffers.add(p.buffer);
+      last = p;
+    },
+    undefined,
+    { reuse: true },
+  );
+  assert.equal(sha(Buffer.concat(parts)), sha(bytes));
+  assert.equal(parts.length, 81);
+  assert.equal(buffers.size, 1, 'one buffer for all 81 chunks');
+  assert.ok(
+    last?.every((b) => b === 0),
+    'the last plaintext is wiped when decryption ends',
+  );
 });
 
 /** Folder storage that takes 25 ms per content write, and counts the bytes it has written. */

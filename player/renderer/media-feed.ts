@@ -54,6 +54,8 @@ export async function feedVideo(
       await once(buffer, 'updateend', signal);
     },
     signal,
+    // appendBuffer copies, and the next chunk waits for updateend: one buffer serves every chunk.
+    { reuse: true },
   );
   if (!signal.aborted && source.readyState === 'open') source.endOfStream();
 }

@@ -49,6 +49,14 @@ test('it opens what encryptChunk made, as decryptChunk does, and refuses what de
     }
     // A refusal leaves it working.
     assert.deepEqual(opener.open(c1, orderId, 1, total), plains[1]);
+    // Into a buffer of the caller's: the same bytes, in that buffer; one too short gets a copy.
+    const into = new Uint8Array(CHUNK);
+    const last = opener.open(ciphers[3] as Uint8Array, orderId, 3, total, into);
+    assert.deepEqual(last, plains[3]);
+    assert.equal(last?.buffer, into.buffer);
+    const short = opener.open(c1, orderId, 1, total, new Uint8Array(10));
+    assert.deepEqual(short, plains[1]);
+    assert.notEqual(short?.buffer, into.buffer);
     // Another key opens nothing.
     const other = new ChunkOpener(newContentKey(), cipherChunkLength(CHUNK));
     assert.equal(other.open(c1, orderId, 1, total), undefined);
