@@ -152,9 +152,10 @@ export class DirectWriter {
     this.closing ??= (async () => {
       try {
         if (!discard) await this.settle();
-        else await this.queue;
-        await Promise.all(this.writing);
       } finally {
+        // No write may still be reading the slot when another download takes it (neither rejects).
+        await this.queue;
+        await Promise.all(this.writing);
         this.closed = true;
         this.freeSlot();
         await call((cb) => close(this.directFd, cb));
