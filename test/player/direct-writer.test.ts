@@ -18,6 +18,7 @@ import { DIRECT_MIN_BYTES, DIRECT_SLOTS, directWritesBroken } from '../../player
 import { FileStorage } from '../../player/headless/file-storage.ts';
 import { cipherChunkLength } from '../../shared/crypto.ts';
 import { cleanup } from '../harness.ts';
+import { CHUNK_SIZE, ciphersOf, rentalOf } from './rental-fixtures.ts';
 
 afterEach(cleanup);
 const made: string[] = [];
@@ -58,30 +59,7 @@ function cachedBytes(file: string): number | undefined {
   return r.status === 0 ? Number(r.stdout.trim()) : undefined;
 }
 
-const chunkSize = 65536;
-const stride = cipherChunkLength(chunkSize);
-const rentalOf = (orderId: string, size: number) => ({
-  orderId,
-  itemNumber: 1,
-  title: 'T',
-  mimeType: 'video/webm',
-  size,
-  chunkSize,
-  totalChunks: Math.ceil(size / chunkSize),
-  have: 0,
-  notBefore: 0,
-  notAfter: Date.now() + 60_000,
-  expired: false,
-});
-const ciphersOf = (size: number, seed: number) => {
-  const out: Uint8Array[] = [];
-  for (let at = 0; at < size; at += chunkSize) {
-    const c = new Uint8Array(cipherChunkLength(Math.min(chunkSize, size - at)));
-    for (let i = 0; i < c.length; i++) c[i] = (i * 31 + seed + (at >> 16) * 7) & 0xff;
-    out.push(c);
-  }
-  return out;
-};
+const stride = cipherChunkLength(CHUNK_SIZE);
 
 /**
  * Write `ciphers[from..to)` in batches of 1 to 16 chunks, as the terminal does (the buffers given
@@ -119,7 +97,7 @@ test('a big title is written past the page cache, synced as it goes, resumed mid
       'no file system here takes O_DIRECT (the temporary folder and the checkout both refused it)',
     );
   const orderId = '3f2b8a8e-5a7d-4a51-9a51-0f4c2b1f6b01';
-  const size = DIRECT_MIN_BYTES + 3 * chunkSize + 123;
+  const size = DIRECT_MIN_BYTES + 3 * CHUNK_SIZE + 123;
   const r = rentalOf(orderId, size);
   const ciphers = ciphersOf(size, 5);
   const s = new FileStorage(dir);

@@ -8,6 +8,7 @@ import { FileStorage } from '../../player/headless/file-storage.ts';
 import { openReadWrite, replaceFile } from '../../player/headless/file-worker.ts';
 import { cipherChunkLength } from '../../shared/crypto.ts';
 import { cleanup, tempDir } from '../harness.ts';
+import { CHUNK_SIZE, ciphersOf, rentalOf as wholeRental } from './rental-fixtures.ts';
 
 afterEach(cleanup);
 
@@ -124,33 +125,9 @@ test('descriptors the file worker opens are the event loop’s: closed here and 
 test('a small title that arrived whole is stored in one step; one with its file open, or too big, the long way, to the same bytes', async () => {
   const dir = tempDir('rd-fs-');
   const s = new FileStorage(dir);
-  const chunkSize = 65536;
-  const stride = cipherChunkLength(chunkSize);
-  const rentalOf = (orderId: string, size: number) => {
-    const totalChunks = Math.ceil(size / chunkSize);
-    return {
-      orderId,
-      itemNumber: 1,
-      title: 'T',
-      mimeType: 'video/webm',
-      size,
-      chunkSize,
-      totalChunks,
-      have: totalChunks,
-      notBefore: 0,
-      notAfter: Date.now() + 60_000,
-      expired: false,
-    };
-  };
-  const ciphersOf = (size: number, seed: number) => {
-    const out: Uint8Array[] = [];
-    for (let at = 0; at < size; at += chunkSize) {
-      const c = new Uint8Array(cipherChunkLength(Math.min(chunkSize, size - at)));
-      for (let i = 0; i < c.length; i++) c[i] = (i * 31 + seed + at) & 0xff;
-      out.push(c);
-    }
-    return out;
-  };
+  const stride = cipherChunkLength(CHUNK_SIZE);
+  const rentalOf = (orderId: string, size: number) =>
+    wholeRental(orderId, size, Math.ceil(size / CHUNK_SIZE));
   const openFds = () => (existsSync('/proc/self/fd') ? readdirSync('/proc/self/fd').length : -1);
   const check = async (orderId: string, size: number, seed: number) => {
     const ciphers = ciphersOf(size, seed);
@@ -179,7 +156,7 @@ test('a small title that arrived whole is stored in one step; one with its file 
   const small = await check('3f2b8a8e-5a7d-4a51-9a51-0f4c2b1f6a21', 1000, 1);
   if (small.before >= 0) assert.equal(small.after, small.before, 'the one-step store closes its file');
   // Five chunks (over the one-step bound): written here, synced, recorded; the file stays open for more.
-  const big = await check('3f2b8a8e-5a7d-4a51-9a51-0f4c2b1f6a22', 4 * chunkSize + 5, 2);
+  const big = await check('3f2b8a8e-5a7d-4a51-9a51-0f4c2b1f6a22', 4 * CHUNK_SIZE + 5, 2);
   if (big.before >= 0) assert.equal(big.after, big.before + 1, 'the long way keeps the content file open');
   // A title whose content file is open here already (a chunk was written first) goes the long way too.
   const orderId = '3f2b8a8e-5a7d-4a51-9a51-0f4c2b1f6a23';
