@@ -23,42 +23,39 @@ const ALIGN = 4096;
  * writes of 1 MiB, 0.11-0.12 in 2 MiB, 0.08-0.10 in 4 MiB (the lab loop above).
  */
 export const DIRECT_UNIT = 2 << 20;
-/** Downloads one terminal writes directly at once, each holding a slot of two units (16 MiB in all). */
+/** Downloads written directly at once, each holding a slot of two units (16 MiB in all). */
 export const DIRECT_SLOTS = 4;
 /** Titles smaller than this are written the usual way (a small one is stored whole, see file-storage.ts). */
 export const DIRECT_MIN_BYTES = 8 << 20;
 
+let memory: WebAssembly.Memory | undefined;
+let freeSlots: number[] = [];
 /** Set once direct writes failed for a reason other than the disk's (alignment): never tried again. */
 let brokenReason: string | undefined;
 
-/**
- * One terminal's staging slots (its storage owns them): DIRECT_SLOTS of them, in one aligned block
- * of memory made on first use. A terminal with more big downloads at once writes the rest the usual
- * way. Each storage has its own, as each device has its own memory; the benchmark's farm runs many
- * terminals in one process, and shared slots would write all but a few of its fifty the usual way.
- */
-export class DirectSlots {
-  private memory: WebAssembly.Memory | undefined;
-  private readonly free = Array.from({ length: DIRECT_SLOTS }, (_, i) => i);
-
-  /** Two aligned halves and the call that gives them back; undefined when every slot is taken. */
-  take(): [Uint8Array, Uint8Array, () => void] | undefined {
-    if (brokenReason) return undefined;
-    const slot = this.free.pop();
-    if (slot === undefined) return undefined;
-    this.memory ??= new WebAssembly.Memory({ initial: (DIRECT_SLOTS * 2 * DIRECT_UNIT) / 65536 });
-    const at = slot * 2 * DIRECT_UNIT;
-    let freed = false;
-    return [
-      new Uint8Array(this.memory.buffer, at, DIRECT_UNIT),
-      new Uint8Array(this.memory.buffer, at + DIRECT_UNIT, DIRECT_UNIT),
-      () => {
-        if (freed) return;
-        freed = true;
-        this.free.push(slot);
-      },
-    ];
+function takeSlot(): [Uint8Array, Uint8Array, () => void] | undefined {
+  if (brokenReason) return undefined;
+  if (!memory) {
+    memory = new WebAssembly.Memory({ initial: (DIRECT_SLOTS * 2 * DIRECT_UNIT) / 65536 });
+    freeSlots = Array.from({ length: DIRECT_SLOTS }, (_, i) => i);
   }
+  const slot = freeSlots.pop();
+  if (slot === undefined) return undefined;
+  const at = slot * 2 * DIRECT_UNIT;
+  const halves: [Uint8Array, Uint8Array] = [
+    new Uint8Array(memory.buffer, at, DIRECT_UNIT),
+    new Uint8Array(memory.buffer, at + DIRECT_UNIT, DIRECT_UNIT),
+  ];
+  let freed = false;
+  return [
+    halves[0],
+    halves[1],
+    () => {
+      if (freed) return;
+      freed = true;
+      freeSlots.push(slot);
+    },
+  ];
 }
 
 function call<T>(f: (done: (err: NodeJS.ErrnoException | null, value?: T) => void) => void): Promise<T> {
@@ -76,12 +73,8 @@ async function writeAll(fd: number, data: Uint8Array, position: number): Promise
  * slot; undefined when every slot is taken, and the caller writes the usual way. Rejects where the
  * file system refuses O_DIRECT (tmpfs does).
  */
-export async function openDirectWriter(
-  file: string,
-  fd: number,
-  slots: DirectSlots,
-): Promise<DirectWriter | undefined> {
-  const slot = slots.take();
+export async function openDirectWriter(file: string, fd: number): Promise<DirectWriter | undefined> {
+  const slot = takeSlot();
   if (!slot) return undefined;
   try {
     const directFd = await call<number>((cb) => open(file, constants.O_WRONLY | constants.O_DIRECT, cb));

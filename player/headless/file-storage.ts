@@ -17,7 +17,7 @@ import type {
   TerminalState,
   TerminalStorage,
 } from '../core/terminal-storage.ts';
-import { DIRECT_MIN_BYTES, DirectSlots, type DirectWriter, openDirectWriter } from './direct-writer.ts';
+import { DIRECT_MIN_BYTES, type DirectWriter, openDirectWriter } from './direct-writer.ts';
 import { openReadWrite, replaceFile, storeWholeFile } from './file-worker.ts';
 
 /**
@@ -185,9 +185,8 @@ export class FileStorage implements TerminalStorage {
    * reused by the next open, and the write land in another file.
    */
   private readonly handles = new Map<string, ContentHandle>();
-  /** The file system here refused O_DIRECT (tmpfs did before Linux 6.6): big titles are written the usual way. */
+  /** The file system here refused O_DIRECT (tmpfs does): big titles are written the usual way. */
   private directRefused = false;
-  private readonly directSlots = new DirectSlots();
 
   /**
    * Run `use` with the rental's content file open; undefined if there is none. `create` (the
@@ -217,7 +216,7 @@ export class FileStorage implements TerminalStorage {
         if (create && create.size >= DIRECT_MIN_BYTES && !this.directRefused) {
           h.busy++; // not closed while its direct descriptor opens
           try {
-            opened.direct = await openDirectWriter(file, fd, this.directSlots);
+            opened.direct = await openDirectWriter(file, fd);
           } catch {
             this.directRefused = true;
           } finally {
