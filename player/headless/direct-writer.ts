@@ -139,6 +139,11 @@ export class DirectWriter {
     });
   }
 
+  /** The file position just past the last byte appended. */
+  get end(): number {
+    return this.base + this.fill;
+  }
+
   /** Everything appended so far is in the file (not yet synced: the caller syncs `fd`). */
   settle(): Promise<void> {
     return this.serial(() => this.writeOut());

@@ -79,10 +79,13 @@ const inFolder = (dir: string, name: string) => `${dir}${sep}${name}`;
 
 /** An open content file: its descriptor, the calls using it, and its direct writer (a big title's). */
 interface ContentHandle {
+  file: string;
   fd: number;
   busy: number;
   closing: boolean;
   direct?: DirectWriter;
+  /** The title's length in the file, once a direct writer is attached: reaching it gives the slot back. */
+  titleBytes?: number;
 }
 
 export class FileStorage implements TerminalStorage {
@@ -208,28 +211,36 @@ export class FileStorage implements TerminalStorage {
       h = this.handles.get(orderId); // opened meanwhile by another call: keep one
       if (h) await fsCall((cb) => close(fd, cb));
       else {
-        const opened: ContentHandle = { fd, busy: 0, closing: false };
-        h = opened;
+        h = { file, fd, busy: 0, closing: false };
         this.handles.set(orderId, h);
         if (this.handles.size > MAX_OPEN_FILES)
           void this.release(this.handles.keys().next().value as string).catch(() => undefined);
-        if (create && create.size >= DIRECT_MIN_BYTES && !this.directRefused) {
-          h.busy++; // not closed while its direct descriptor opens
-          try {
-            opened.direct = await openDirectWriter(file, fd);
-          } catch {
-            this.directRefused = true;
-          } finally {
-            await this.unuse(opened);
-          }
-        }
       }
     }
     h.busy++;
     try {
+      // A big title being written goes past the page cache once a slot is free: from its first
+      // chunk, or from wherever it has got to when another download gives one back.
+      if (create && create.size >= DIRECT_MIN_BYTES && !h.direct && !this.directRefused)
+        await this.attachDirect(h, create);
       return await use(h);
     } finally {
       await this.unuse(h);
+    }
+  }
+  private async attachDirect(h: ContentHandle, r: StoredRental): Promise<void> {
+    try {
+      const direct = await openDirectWriter(h.file, h.fd);
+      if (!direct) return;
+      if (h.direct || h.closing) {
+        await direct.close(true); // another call attached one meanwhile
+        return;
+      }
+      h.direct = direct;
+      const lastChunk = cipherChunkLength(plainChunkLength(r.size, r.chunkSize, r.totalChunks - 1));
+      h.titleBytes = (r.totalChunks - 1) * cipherChunkLength(r.chunkSize) + lastChunk;
+    } catch {
+      this.directRefused = true;
     }
   }
   private async unuse(h: ContentHandle): Promise<void> {
@@ -355,8 +366,15 @@ export class FileStorage implements TerminalStorage {
   }
   async flush(orderId: string) {
     await this.withContent(orderId, undefined, async (h) => {
-      if (h.direct) await this.viaDirect(orderId, h, h.direct.settle());
+      const direct = h.direct;
+      if (direct) await this.viaDirect(orderId, h, direct.settle());
       await fsCall((cb) => fdatasync(h.fd, cb));
+      // The whole title is in and synced: its slot goes to the next download (the file stays open
+      // for reading; a chunk written again later takes a slot again, or goes the usual way).
+      if (direct && h.direct === direct && h.titleBytes !== undefined && direct.end >= h.titleBytes) {
+        h.direct = undefined;
+        await direct.close(true); // all of it is written already
+      }
     });
   }
   /**

@@ -153,6 +153,31 @@ test('more big downloads at once than staging slots: the rest are written the us
     assert.deepEqual(readFileSync(join(dir, 'rentals', r.orderId, 'content.enc')), Buffer.concat(ciphers));
 });
 
+test('a finished download gives its slot back: one big title after another, each written directly', async (t) => {
+  const dir = directFolder();
+  if (!dir)
+    return t.skip(
+      'no file system here takes O_DIRECT (the temporary folder and the checkout both refused it)',
+    );
+  const s = new FileStorage(dir);
+  const size = DIRECT_MIN_BYTES + 333;
+  for (let k = 0; k < DIRECT_SLOTS + 2; k++) {
+    const r = rentalOf(`3f2b8a8e-5a7d-4a51-9a51-0f4c2b1f6f${String(k).padStart(2, '0')}`, size);
+    const ciphers = ciphersOf(size, 31 + k);
+    await writeRange(s, r, ciphers, 0, ciphers.length);
+    const file = join(dir, 'rentals', r.orderId, 'content.enc');
+    const cached = cachedBytes(file);
+    if (cached !== undefined)
+      assert.ok(cached < size / 8, `title ${k + 1}: ${cached} of ${size} bytes cached`);
+    // Its file stays open for reading, and reads back whole.
+    assert.deepEqual(
+      Buffer.concat((await s.readChunks(r, 0, ciphers.length)).map((c) => Buffer.from(c))),
+      Buffer.concat(ciphers),
+    );
+  }
+  await s.close();
+});
+
 test('where the file system refuses O_DIRECT (tmpfs), a big title is written the usual way to the same bytes', async (t) => {
   const parent = ['/dev/shm', tmpdir()].find((p) => {
     try {
