@@ -369,11 +369,12 @@ export class FileStorage implements TerminalStorage {
       const direct = h.direct;
       if (direct) await this.viaDirect(orderId, h, direct.settle());
       await fsCall((cb) => fdatasync(h.fd, cb));
-      // The whole title is in and synced: its slot goes to the next download (the file stays open
-      // for reading; a chunk written again later takes a slot again, or goes the usual way).
+      // The whole title has arrived: its slot goes to the next download (the file stays open for
+      // reading; a chunk written again later takes a slot again, or goes the usual way). What came
+      // while this sync ran is written first (close settles); the sync after this one covers it.
       if (direct && h.direct === direct && h.titleBytes !== undefined && direct.end >= h.titleBytes) {
         h.direct = undefined;
-        await direct.close(true); // all of it is written already
+        await this.viaDirect(orderId, h, direct.close());
       }
     });
   }

@@ -178,6 +178,28 @@ test('a finished download gives its slot back: one big title after another, each
   await s.close();
 });
 
+test('the last chunks appended while a sync is under way are written before the slot goes back', async (t) => {
+  const dir = directFolder();
+  if (!dir)
+    return t.skip(
+      'no file system here takes O_DIRECT (the temporary folder and the checkout both refused it)',
+    );
+  const s = new FileStorage(dir);
+  const size = DIRECT_MIN_BYTES + 4321;
+  const r = rentalOf('3f2b8a8e-5a7d-4a51-9a51-0f4c2b1f6f99', size);
+  const ciphers = ciphersOf(size, 41);
+  const rest = ciphers.length - 5;
+  await writeRange(s, r, ciphers, 0, rest);
+  // The terminal syncs beside its writing: the title's end arrives while a sync runs.
+  const syncing = s.flush(r.orderId);
+  await s.writeChunks(r, rest, ciphers.slice(rest));
+  await syncing;
+  await s.flush(r.orderId);
+  const file = join(dir, 'rentals', r.orderId, 'content.enc');
+  assert.deepEqual(readFileSync(file), Buffer.concat(ciphers));
+  await s.close();
+});
+
 test('where the file system refuses O_DIRECT (tmpfs), a big title is written the usual way to the same bytes', async (t) => {
   const parent = ['/dev/shm', tmpdir()].find((p) => {
     try {
