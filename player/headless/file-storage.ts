@@ -188,7 +188,7 @@ export class FileStorage implements TerminalStorage {
    * reused by the next open, and the write land in another file.
    */
   private readonly handles = new Map<string, ContentHandle>();
-  /** The file system here refused O_DIRECT (tmpfs does): big titles are written the usual way. */
+  /** The file system here refused O_DIRECT (tmpfs did before Linux 6.6): big titles are written the usual way. */
   private directRefused = false;
 
   /**
@@ -239,8 +239,9 @@ export class FileStorage implements TerminalStorage {
       h.direct = direct;
       const lastChunk = cipherChunkLength(plainChunkLength(r.size, r.chunkSize, r.totalChunks - 1));
       h.titleBytes = (r.totalChunks - 1) * cipherChunkLength(r.chunkSize) + lastChunk;
-    } catch {
-      this.directRefused = true;
+    } catch (err) {
+      // EINVAL: this file system takes no O_DIRECT; anything else (no descriptor free) may pass.
+      if ((err as NodeJS.ErrnoException).code === 'EINVAL') this.directRefused = true;
     }
   }
   private async unuse(h: ContentHandle): Promise<void> {
@@ -268,6 +269,11 @@ export class FileStorage implements TerminalStorage {
       if (this.handles.get(orderId) === h) void this.release(orderId, true).catch(() => undefined);
       throw err;
     }
+  }
+
+  /** What the rental's direct writer has staged, if it has one, is in the file. */
+  private async settled(orderId: string, h: ContentHandle): Promise<void> {
+    if (h.direct) await this.viaDirect(orderId, h, h.direct.settle());
   }
 
   /** Forget the rental's open file; it closes once no call is using it. */
@@ -336,9 +342,9 @@ export class FileStorage implements TerminalStorage {
     const plainLen = index < r.totalChunks - 1 ? r.chunkSize : r.size - r.chunkSize * (r.totalChunks - 1);
     const len = cipherChunkLength(plainLen);
     const buf = Buffer.allocUnsafeSlow(len); // filled by the read; returned only if whole; never a shared pool
-    const bytesRead = await this.withContent(r.orderId, undefined, async ({ fd, direct }) => {
-      await direct?.settle(); // what is staged is read from the file
-      return fsCall<number>((cb) => read(fd, buf, 0, len, index * stride, cb));
+    const bytesRead = await this.withContent(r.orderId, undefined, async (h) => {
+      await this.settled(r.orderId, h); // what is staged is read from the file
+      return fsCall<number>((cb) => read(h.fd, buf, 0, len, index * stride, cb));
     });
     return bytesRead === len ? buf : undefined;
   }
@@ -351,9 +357,9 @@ export class FileStorage implements TerminalStorage {
     // no need to zero the buffer first: that was 6 % of a player's decryption). The caller's buffer
     // if it lends one (no new memory per block), else memory of its own, never Node's shared pool.
     const buf = into && into.length >= bytes ? into.subarray(0, bytes) : Buffer.allocUnsafeSlow(bytes);
-    const bytesRead = await this.withContent(r.orderId, undefined, async ({ fd, direct }) => {
-      await direct?.settle();
-      return fsCall<number>((cb) => read(fd, buf, 0, buf.length, first * stride, cb));
+    const bytesRead = await this.withContent(r.orderId, undefined, async (h) => {
+      await this.settled(r.orderId, h);
+      return fsCall<number>((cb) => read(h.fd, buf, 0, buf.length, first * stride, cb));
     });
     if (bytesRead === undefined) return [];
     const out: Uint8Array[] = [];
@@ -367,7 +373,7 @@ export class FileStorage implements TerminalStorage {
   async flush(orderId: string) {
     await this.withContent(orderId, undefined, async (h) => {
       const direct = h.direct;
-      if (direct) await this.viaDirect(orderId, h, direct.settle());
+      await this.settled(orderId, h);
       await fsCall((cb) => fdatasync(h.fd, cb));
       // The whole title has arrived: its slot goes to the next download (the file stays open for
       // reading; a chunk written again later takes a slot again, or goes the usual way). What came
