@@ -1,5 +1,5 @@
 /** Terminal storage in a folder: the headless terminal's. Identity is a 0600 file. */
-import { close, existsSync, fdatasync, mkdirSync, read, readFile, write, writev } from 'node:fs';
+import { close, existsSync, fdatasync, mkdirSync, read, readFile, statfsSync, write, writev } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import {
@@ -77,6 +77,20 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
  */
 const inFolder = (dir: string, name: string) => `${dir}${sep}${name}`;
 
+/** tmpfs's magic number in statfs(2). */
+const TMPFS_MAGIC = 0x01021994;
+/**
+ * Whether `dir` is in memory (tmpfs): there a file is page cache already, and writing past it
+ * (which Linux allows on tmpfs since 6.6) would only add the copy into staging.
+ */
+function inMemory(dir: string): boolean {
+  try {
+    return statfsSync(dir).type === TMPFS_MAGIC;
+  } catch {
+    return false;
+  }
+}
+
 /** An open content file: its descriptor, the calls using it, and its direct writer (a big title's). */
 interface ContentHandle {
   file: string;
@@ -93,6 +107,7 @@ export class FileStorage implements TerminalStorage {
   constructor(readonly dir: string) {
     this.rentalsDir = join(dir, 'rentals');
     mkdirSync(this.rentalsDir, { recursive: true, mode: 0o700 });
+    this.directRefused = inMemory(this.rentalsDir);
   }
 
   private rentalDir(orderId: string) {
@@ -188,8 +203,11 @@ export class FileStorage implements TerminalStorage {
    * reused by the next open, and the write land in another file.
    */
   private readonly handles = new Map<string, ContentHandle>();
-  /** The file system here refused O_DIRECT (tmpfs did before Linux 6.6): big titles are written the usual way. */
-  private directRefused = false;
+  /**
+   * Big titles are written the usual way: the folder is in memory (tmpfs), or its file system
+   * refused O_DIRECT.
+   */
+  private directRefused: boolean;
 
   /**
    * Run `use` with the rental's content file open; undefined if there is none. `create` (the
