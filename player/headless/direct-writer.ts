@@ -14,7 +14,7 @@
  * rest, under a block, through the ordinary descriptor; the next direct write covers it again.
  * Aligned memory comes from a WebAssembly.Memory, whose buffer starts on a page boundary.
  */
-import { close, constants, open, read, write } from 'node:fs';
+import { close, constants, open, read, statfsSync, write } from 'node:fs';
 
 /** The disk block direct I/O aligns to (4 KiB covers 512-byte and 4 KiB sectors). */
 const ALIGN = 4096;
@@ -56,6 +56,20 @@ function takeSlot(): [Uint8Array, Uint8Array, () => void] | undefined {
       freeSlots.push(slot);
     },
   ];
+}
+
+/** tmpfs's magic number in statfs(2). */
+const TMPFS_MAGIC = 0x01021994;
+/**
+ * Whether `dir` is in memory (tmpfs): there a file is page cache already, and writing past it
+ * (which Linux allows on tmpfs since 6.6) would only add the copy into staging.
+ */
+export function inMemory(dir: string): boolean {
+  try {
+    return statfsSync(dir).type === TMPFS_MAGIC;
+  } catch {
+    return false;
+  }
 }
 
 function call<T>(f: (done: (err: NodeJS.ErrnoException | null, value?: T) => void) => void): Promise<T> {

@@ -1,5 +1,5 @@
 /** Terminal storage in a folder: the headless terminal's. Identity is a 0600 file. */
-import { close, existsSync, fdatasync, mkdirSync, read, readFile, statfsSync, write, writev } from 'node:fs';
+import { close, existsSync, fdatasync, mkdirSync, read, readFile, write, writev } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import {
@@ -17,7 +17,7 @@ import type {
   TerminalState,
   TerminalStorage,
 } from '../core/terminal-storage.ts';
-import { DIRECT_MIN_BYTES, type DirectWriter, openDirectWriter } from './direct-writer.ts';
+import { DIRECT_MIN_BYTES, type DirectWriter, inMemory, openDirectWriter } from './direct-writer.ts';
 import { openReadWrite, replaceFile, storeWholeFile } from './file-worker.ts';
 
 /**
@@ -76,20 +76,6 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
  * on every call, several per rental.
  */
 const inFolder = (dir: string, name: string) => `${dir}${sep}${name}`;
-
-/** tmpfs's magic number in statfs(2). */
-const TMPFS_MAGIC = 0x01021994;
-/**
- * Whether `dir` is in memory (tmpfs): there a file is page cache already, and writing past it
- * (which Linux allows on tmpfs since 6.6) would only add the copy into staging.
- */
-function inMemory(dir: string): boolean {
-  try {
-    return statfsSync(dir).type === TMPFS_MAGIC;
-  } catch {
-    return false;
-  }
-}
 
 /** An open content file: its descriptor, the calls using it, and its direct writer (a big title's). */
 interface ContentHandle {
