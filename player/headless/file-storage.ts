@@ -1,5 +1,5 @@
 /** Terminal storage in a folder: the headless terminal's. Identity is a 0600 file. */
-import { close, existsSync, fdatasync, mkdirSync, read, readFile, write, writev } from 'node:fs';
+import { close, existsSync, fdatasync, mkdirSync, read, readFile, writev } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import {
@@ -17,25 +17,15 @@ import type {
   TerminalState,
   TerminalStorage,
 } from '../core/terminal-storage.ts';
-import { DIRECT_MIN_BYTES, type DirectWriter, inMemory, openDirectWriter } from './direct-writer.ts';
+import {
+  DIRECT_MIN_BYTES,
+  type DirectWriter,
+  fsCall,
+  inMemory,
+  openDirectWriter,
+  writeAll,
+} from './direct-writer.ts';
 import { openReadWrite, replaceFile, storeWholeFile } from './file-worker.ts';
-
-/**
- * One file system call as a promise, for content (writes, syncs, reads, closes) and reads of small
- * files; replacing small files goes through the file worker. The callback API with a promise around
- * it costs half the CPU of fs/promises' FileHandle per call.
- */
-function fsCall<T = void>(f: (done: (err: NodeJS.ErrnoException | null, value?: T) => void) => void) {
-  return new Promise<T>((resolve, reject) => f((err, value) => (err ? reject(err) : resolve(value as T))));
-}
-
-/** Write all of `data` at `position`: a short write is legal, so finish what it did not write. */
-async function writeAll(fd: number, data: Uint8Array, position: number): Promise<void> {
-  for (let done = 0; done < data.length; ) {
-    const n = await fsCall<number>((cb) => write(fd, data, done, data.length - done, position + done, cb));
-    done += n;
-  }
-}
 
 /**
  * Replace a file whole or not at all, on the file worker (one message each way, see file-worker.ts),
