@@ -23,7 +23,7 @@ import { createRequire } from 'node:module';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sodium from 'libsodium-wrappers';
-import { DIRECT_UNIT, inMemory } from '../player/headless/direct-writer.ts';
+import { alignedBytes, DIRECT_UNIT, inMemory } from '../player/headless/direct-writer.ts';
 import { argsOrExit, parseCli, runCli } from '../server/cli-args.ts';
 import { chunkFrameBytes } from '../server/content/chunk-cipher.ts';
 import { READ_AHEAD_CHUNKS } from '../server/content/delivery.ts';
@@ -273,7 +273,7 @@ function rawDisk(
   } catch {
     // the file system refuses O_DIRECT: the terminal writes through the page cache there too
   }
-  const block = new Uint8Array(new WebAssembly.Memory({ initial: DIRECT_UNIT / 65536 }).buffer).fill(7);
+  const block = alignedBytes(DIRECT_UNIT).fill(7);
   try {
     const t = performance.now();
     const cpu0 = process.cpuUsage();

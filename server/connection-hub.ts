@@ -29,6 +29,7 @@ import {
   type ServerMessage,
   TERMINAL_TYPES,
 } from '../shared/protocol.ts';
+import { corkerFor } from '../shared/socket-cork.ts';
 import { log } from './log.ts';
 import type { ServerIdentity } from './server-identity.ts';
 
@@ -228,16 +229,7 @@ export class ConnectionHub extends EventEmitter<HubEvents> {
     const nonce = randomBytes(24);
     // Messages to one socket in one turn (a reply, an order update, a block of chunks) leave in
     // one write instead of a system call each.
-    let corked = false;
-    const corkForTurn = () => {
-      if (corked) return;
-      corked = true;
-      req.socket.cork();
-      setImmediate(() => {
-        corked = false;
-        req.socket.uncork();
-      });
-    };
+    const corkForTurn = corkerFor(req.socket);
     let tokens: number = this.limits.messageBurst;
     let refilledAt = Date.now();
     const conn: Conn = {

@@ -28,7 +28,14 @@ export const DIRECT_SLOTS = 4;
 /** Titles smaller than this are written the usual way (a small one is stored whole, see file-storage.ts). */
 export const DIRECT_MIN_BYTES = 8 << 20;
 
-let memory: WebAssembly.Memory | undefined;
+/**
+ * `bytes` (a multiple of 64 KiB) of memory that starts on a page, as O_DIRECT needs: a
+ * WebAssembly.Memory's buffer is mapped on its own, unlike a Buffer's.
+ */
+export const alignedBytes = (bytes: number): Uint8Array =>
+  new Uint8Array(new WebAssembly.Memory({ initial: bytes / 65536 }).buffer);
+
+let memory: Uint8Array | undefined;
 let freeSlots: number[] = [];
 /** Set once direct writes failed for a reason other than the disk's (alignment): never tried again. */
 let brokenReason: string | undefined;
@@ -36,15 +43,15 @@ let brokenReason: string | undefined;
 function takeSlot(): [Uint8Array, Uint8Array, () => void] | undefined {
   if (brokenReason) return undefined;
   if (!memory) {
-    memory = new WebAssembly.Memory({ initial: (DIRECT_SLOTS * 2 * DIRECT_UNIT) / 65536 });
+    memory = alignedBytes(DIRECT_SLOTS * 2 * DIRECT_UNIT);
     freeSlots = Array.from({ length: DIRECT_SLOTS }, (_, i) => i);
   }
   const slot = freeSlots.pop();
   if (slot === undefined) return undefined;
   const at = slot * 2 * DIRECT_UNIT;
   const halves: [Uint8Array, Uint8Array] = [
-    new Uint8Array(memory.buffer, at, DIRECT_UNIT),
-    new Uint8Array(memory.buffer, at + DIRECT_UNIT, DIRECT_UNIT),
+    memory.subarray(at, at + DIRECT_UNIT),
+    memory.subarray(at + DIRECT_UNIT, at + 2 * DIRECT_UNIT),
   ];
   let freed = false;
   return [

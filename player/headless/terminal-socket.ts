@@ -15,6 +15,7 @@ import { WebSocket } from 'ws';
 import { fillRandom } from '../../server/random-pool.ts';
 import { LIMITS } from '../../shared/limits.ts';
 import type { SocketLike } from '../../shared/rental-client.ts';
+import { corkerFor } from '../../shared/socket-cork.ts';
 import { frameHeadBytes, writeFrameHead } from '../../shared/websocket-frame.ts';
 import { recycleMessageBuffer, takeMessageBuffer } from './message-pool.ts';
 
@@ -323,17 +324,11 @@ export class TerminalSocket implements SocketLike {
    * Frames sent in one turn (a licence's acknowledgement and a title's report, whose file work ended
    * together) leave in one write: one system call here, and one wake-up of the server instead of two.
    */
-  private corked = false;
+  private corkForTurn: (() => void) | undefined;
   private write(frame: Buffer): void {
     if (this.socket.destroyed) return;
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      setImmediate(() => {
-        this.corked = false;
-        this.socket.uncork();
-      });
-    }
+    this.corkForTurn ??= corkerFor(this.socket);
+    this.corkForTurn();
     this.socket.write(frame);
   }
 

@@ -16,7 +16,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, test } from 'node:test';
+import { afterEach, type TestContext, test } from 'node:test';
 import {
   DIRECT_MIN_BYTES,
   DIRECT_SLOTS,
@@ -53,12 +53,16 @@ function folderIn(parent: string): string {
   made.push(d);
   return d;
 }
-/** A folder on a file system that takes O_DIRECT: the temporary folder's, or else the checkout's. */
-function directFolder(): string | undefined {
+/**
+ * A folder on a file system that takes O_DIRECT: the temporary folder's, or else the checkout's;
+ * undefined, with the test skipped and saying why, if neither does.
+ */
+function directFolder(t: TestContext): string | undefined {
   for (const parent of [tmpdir(), process.cwd()]) {
     const d = folderIn(parent);
     if (takesDirect(d)) return d;
   }
+  t.skip('no file system here takes O_DIRECT (the temporary folder and the checkout both refused it)');
   return undefined;
 }
 /** Bytes of `file` in the page cache (util-linux fincore), or undefined without it. */
@@ -99,11 +103,8 @@ async function writeRange(
 }
 
 test('a big title is written past the page cache, synced as it goes, resumed mid-block, and reads back byte for byte', async (t) => {
-  const dir = directFolder();
-  if (!dir)
-    return t.skip(
-      'no file system here takes O_DIRECT (the temporary folder and the checkout both refused it)',
-    );
+  const dir = directFolder(t);
+  if (!dir) return;
   const orderId = '3f2b8a8e-5a7d-4a51-9a51-0f4c2b1f6b01';
   const size = DIRECT_MIN_BYTES + 3 * CHUNK_SIZE + 123;
   const r = rentalOf(orderId, size);
@@ -136,11 +137,8 @@ test('a big title is written past the page cache, synced as it goes, resumed mid
 });
 
 test('more big downloads at once than staging slots: the rest are written the usual way, all to the same bytes', async (t) => {
-  const dir = directFolder();
-  if (!dir)
-    return t.skip(
-      'no file system here takes O_DIRECT (the temporary folder and the checkout both refused it)',
-    );
+  const dir = directFolder(t);
+  if (!dir) return;
   const s = new FileStorage(dir);
   const size = DIRECT_MIN_BYTES + 1000;
   const titles = Array.from({ length: 10 }, (_, k) => ({
@@ -162,11 +160,8 @@ test('more big downloads at once than staging slots: the rest are written the us
 });
 
 test('a finished download gives its slot back: one big title after another, each written directly', async (t) => {
-  const dir = directFolder();
-  if (!dir)
-    return t.skip(
-      'no file system here takes O_DIRECT (the temporary folder and the checkout both refused it)',
-    );
+  const dir = directFolder(t);
+  if (!dir) return;
   const s = new FileStorage(dir);
   const size = DIRECT_MIN_BYTES + 333;
   for (let k = 0; k < DIRECT_SLOTS + 2; k++) {
@@ -187,11 +182,8 @@ test('a finished download gives its slot back: one big title after another, each
 });
 
 test('the last chunks appended while a sync is under way are written before the slot goes back', async (t) => {
-  const dir = directFolder();
-  if (!dir)
-    return t.skip(
-      'no file system here takes O_DIRECT (the temporary folder and the checkout both refused it)',
-    );
+  const dir = directFolder(t);
+  if (!dir) return;
   const s = new FileStorage(dir);
   const size = DIRECT_MIN_BYTES + 4321;
   const r = rentalOf('3f2b8a8e-5a7d-4a51-9a51-0f4c2b1f6f99', size);
@@ -233,11 +225,8 @@ test('in a folder in memory (tmpfs), a big title is written the usual way, to th
 });
 
 test('a direct write that fails fails the sync after it, and the next attempt writes the title afresh', async (t) => {
-  const dir = directFolder();
-  if (!dir)
-    return t.skip(
-      'no file system here takes O_DIRECT (the temporary folder and the checkout both refused it)',
-    );
+  const dir = directFolder(t);
+  if (!dir) return;
   const orderId = '3f2b8a8e-5a7d-4a51-9a51-0f4c2b1f6e01';
   const size = DIRECT_MIN_BYTES + 5000;
   const r = rentalOf(orderId, size);
