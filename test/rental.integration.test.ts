@@ -570,3 +570,28 @@ test('a terminal reconnecting while its old connection lingers gets the delivery
   assert.equal((await collect(again.core, order.orderId)).length, order.size);
   stale.ws.terminate();
 });
+
+test("a late notice of a terminal's own arrival does not send it the licence it still holds unacknowledged", async () => {
+  const { rawTerminal, tempDir } = await import('./harness.ts');
+  const server = await testServer();
+  const dir = tempDir('rd-term-');
+  const { c, t } = await linkedPair(server, { dir });
+  t.core.stop();
+  await sleep(100);
+  // A connection that never acknowledges: its licence job stays taken, waiting for the ack.
+  const id = await new FileStorage(dir).loadIdentity();
+  assert.ok(id);
+  const raw = await rawTerminal(server.wsUrl, id);
+  defer(() => raw.ws.terminate());
+  await rentNow(c, t.core.terminalId, 101, 60);
+  const licences = () => raw.seen().filter((type) => type === 'licence.deliver').length;
+  await until(() => licences() === 1, 5000);
+  assert.equal(licences(), 1);
+  // The presence notice of this very connection, as it arrives when the database is slow: after
+  // the licence went out. The job is woken and runs again, on the same connection.
+  const conn = server.hub.terminal(t.core.terminalId);
+  assert.ok(conn);
+  server.hub.emit('terminal-online', conn);
+  await until(() => licences() > 1, 1500);
+  assert.equal(licences(), 1, 'the same connection got the licence twice');
+});

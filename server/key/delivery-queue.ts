@@ -10,7 +10,7 @@
 import { RentalError } from '../../shared/errors.ts';
 import { BoundedCache } from '../bounded-cache.ts';
 import type { Cluster } from '../cluster.ts';
-import type { ConnectionHub } from '../connection-hub.ts';
+import type { Conn, ConnectionHub } from '../connection-hub.ts';
 import type { ContentDispatcher, DeliveryStatus, PrerollAttachment } from '../content/delivery.ts';
 import { LicenceSigner } from '../licence-signer.ts';
 import { log } from '../log.ts';
@@ -49,8 +49,9 @@ export class DeliveryQueue {
     // A terminal (re)connected here (its presence is recorded by then): what waited for it, or went
     // to its previous connection, on whichever instance, goes again.
     cluster.on('terminal', (payload) => {
-      const terminalId = payload.split(':')[0] as string;
-      if (!hub.terminal(terminalId)) return;
+      // Only presence changes ("id"); a link or unlink ("id:link…") reaches no terminal it did not.
+      const [terminalId, what] = payload.split(':') as [string, string?];
+      if (what !== undefined || !hub.terminal(terminalId)) return;
       void repo
         .wakeTerminalJobs(terminalId)
         .then((n) => n && this.poke())
@@ -64,6 +65,7 @@ export class DeliveryQueue {
       const o = await repo.orderById(m.orderId);
       if (!o || o.terminalId !== conn.terminalId)
         throw new RentalError('NOT_FOUND', 'no such licence for this terminal');
+      this.awaitingAck.get(conn)?.delete(o.id);
       if (o.keyState !== 'delivered') {
         await repo.setKeyState(o.id, 'delivered');
         await repo.completeJob(o.id, 'key');
@@ -199,6 +201,13 @@ export class DeliveryQueue {
   }
   private readonly running = new Set<Promise<void>>();
 
+  /**
+   * Licences sent over a connection and not yet acknowledged on it. A wake for that connection's
+   * own arrival can land after its licence went out (the presence write and its notice are slow
+   * on a busy database): the job runs again, but the same connection does not get it twice.
+   */
+  private readonly awaitingAck = new WeakMap<Conn, Set<string>>();
+
   /** A terminal's public key never changes, and every licence needs one: read once per terminal. */
   private readonly terminalKeys = new BoundedCache<string, Uint8Array>(10_000);
   private async terminalKey(terminalId: string): Promise<Uint8Array | undefined> {
@@ -302,6 +311,10 @@ export class DeliveryQueue {
       licence = await this.repo.saveLicence(o.id, licence, now);
     }
     // Taken until acknowledged; a reconnecting terminal wakes the job and gets the same licence again.
+    let sent = this.awaitingAck.get(conn);
+    if (sent?.has(o.id)) return;
+    if (!sent) this.awaitingAck.set(conn, (sent = new Set()));
+    sent.add(o.id);
     conn.send({ type: 'licence.deliver', orderId: o.id, licence });
     log('info', 'licence-sent', { orderId: o.id, terminalId: o.terminalId });
   }
