@@ -458,6 +458,8 @@ export class PgCluster implements Cluster {
   }
 
   publish(channel: ClusterChannel, payload: string): void {
+    // Work finishing during shutdown has no one left to tell (the instances read the tables anyway).
+    if (this.closed) return;
     this.notifier
       .query('SELECT pg_notify($1, $2)', [`rd_${channel}`, payload])
       .catch((err) => log('warn', 'cluster-notify-failed', { channel, error: String(err) }));
