@@ -311,10 +311,9 @@ export class DeliveryQueue {
       licence = await this.repo.saveLicence(o.id, licence, now);
     }
     // Taken until acknowledged; a reconnecting terminal wakes the job and gets the same licence again.
-    let sent = this.awaitingAck.get(conn);
-    if (sent?.has(o.id)) return;
-    if (!sent) this.awaitingAck.set(conn, (sent = new Set()));
-    sent.add(o.id);
+    const sent = this.awaitingAck.get(conn) ?? new Set<string>();
+    if (sent.has(o.id)) return;
+    this.awaitingAck.set(conn, sent.add(o.id));
     conn.send({ type: 'licence.deliver', orderId: o.id, licence });
     log('info', 'licence-sent', { orderId: o.id, terminalId: o.terminalId });
   }
