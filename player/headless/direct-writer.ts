@@ -23,7 +23,7 @@ const ALIGN = 4096;
  * writes of 1 MiB, 0.11-0.17 in 2 MiB, 0.08-0.10 in 4 MiB (the lab loop above).
  */
 export const DIRECT_UNIT = 2 << 20;
-/** Downloads written directly at once, each holding a slot of two units (16 MiB in all). */
+/** Downloads one terminal writes directly at once, each holding a slot of two units (16 MiB at most). */
 export const DIRECT_SLOTS = 4;
 /** Titles smaller than this are written the usual way (a small one is stored whole, see file-storage.ts). */
 export const DIRECT_MIN_BYTES = 8 << 20;
@@ -35,34 +35,40 @@ export const DIRECT_MIN_BYTES = 8 << 20;
 export const alignedBytes = (bytes: number): Uint8Array =>
   new Uint8Array(new WebAssembly.Memory({ initial: bytes / 65536 }).buffer);
 
-let memory: Uint8Array | undefined;
-let freeSlots: number[] = [];
 /** Set once direct writes failed for a reason other than the disk's (alignment): never tried again. */
 let brokenReason: string | undefined;
 
-function takeSlot(): [Uint8Array, Uint8Array, () => void] | undefined {
-  if (brokenReason) return undefined;
-  if (!memory) {
-    memory = alignedBytes(DIRECT_SLOTS * 2 * DIRECT_UNIT);
-    freeSlots = Array.from({ length: DIRECT_SLOTS }, (_, i) => i);
+/**
+ * One terminal's staging slots. Its storage owns them, as each device has its own memory (the
+ * bench's farm runs fifty terminals in one process: slots shared by the process wrote all but four
+ * of its fifty deliveries through the page cache). A slot is made when a download first needs it
+ * and kept for the next one: new memory costs a page fault per 4 KiB, dear on these VMs.
+ */
+export class DirectSlots {
+  private readonly idle: Uint8Array[] = [];
+  private made = 0;
+
+  /** Two aligned halves and the call that gives them back; undefined when every slot is taken. */
+  take(): [Uint8Array, Uint8Array, () => void] | undefined {
+    if (brokenReason) return undefined;
+    const memory = this.idle.pop() ?? (this.made < DIRECT_SLOTS ? this.make() : undefined);
+    if (!memory) return undefined;
+    let freed = false;
+    return [
+      memory.subarray(0, DIRECT_UNIT),
+      memory.subarray(DIRECT_UNIT),
+      () => {
+        if (freed) return;
+        freed = true;
+        this.idle.push(memory);
+      },
+    ];
   }
-  const slot = freeSlots.pop();
-  if (slot === undefined) return undefined;
-  const at = slot * 2 * DIRECT_UNIT;
-  const halves: [Uint8Array, Uint8Array] = [
-    memory.subarray(at, at + DIRECT_UNIT),
-    memory.subarray(at + DIRECT_UNIT, at + 2 * DIRECT_UNIT),
-  ];
-  let freed = false;
-  return [
-    halves[0],
-    halves[1],
-    () => {
-      if (freed) return;
-      freed = true;
-      freeSlots.push(slot);
-    },
-  ];
+
+  private make(): Uint8Array {
+    this.made++;
+    return alignedBytes(2 * DIRECT_UNIT);
+  }
 }
 
 /** tmpfs's magic number in statfs(2). */
@@ -97,11 +103,15 @@ export async function writeAll(fd: number, data: Uint8Array, position: number): 
 
 /**
  * Open `file` (made already) for direct writes beside `fd`, its ordinary descriptor, with a staging
- * slot; undefined when every slot is taken, and the caller writes the usual way. Rejects where the
+ * slot of `slots`; undefined when every slot is taken, and the caller writes the usual way. Rejects where the
  * file system refuses O_DIRECT (tmpfs does).
  */
-export async function openDirectWriter(file: string, fd: number): Promise<DirectWriter | undefined> {
-  const slot = takeSlot();
+export async function openDirectWriter(
+  file: string,
+  fd: number,
+  slots: DirectSlots,
+): Promise<DirectWriter | undefined> {
+  const slot = slots.take();
   if (!slot) return undefined;
   try {
     const directFd = await fsCall<number>((cb) => open(file, constants.O_WRONLY | constants.O_DIRECT, cb));

@@ -19,6 +19,7 @@ import type {
 } from '../core/terminal-storage.ts';
 import {
   DIRECT_MIN_BYTES,
+  DirectSlots,
   type DirectWriter,
   fsCall,
   inMemory,
@@ -184,6 +185,8 @@ export class FileStorage implements TerminalStorage {
    * refused O_DIRECT.
    */
   private directRefused: boolean;
+  /** This terminal's staging memory for direct writes. */
+  private readonly directSlots = new DirectSlots();
 
   /**
    * Run `use` with the rental's content file open; undefined if there is none. `create` (the
@@ -224,7 +227,7 @@ export class FileStorage implements TerminalStorage {
   }
   private async attachDirect(h: ContentHandle, r: StoredRental): Promise<void> {
     try {
-      const direct = await openDirectWriter(h.file, h.fd);
+      const direct = await openDirectWriter(h.file, h.fd, this.directSlots);
       if (!direct) return;
       if (h.direct || h.closing) {
         await direct.close(true); // another call attached one meanwhile

@@ -159,6 +159,32 @@ test('more big downloads at once than staging slots: the rest are written the us
     assert.deepEqual(readFileSync(join(dir, 'rentals', r.orderId, 'content.enc')), Buffer.concat(ciphers));
 });
 
+test("each terminal's storage has its own slots: one with all of its slots taken leaves another's direct", async (t) => {
+  const dir = directFolder(t);
+  if (!dir) return;
+  if (spawnSync('fincore', ['--version']).status !== 0)
+    return t.skip('fincore is missing: nothing here tells a direct write from another');
+  // Two devices in one process (as the bench's farm runs them): the first is mid-way through as many
+  // big downloads as it has slots, which it holds until their last chunks are synced.
+  const busy = new FileStorage(join(dir, 'busy'));
+  const size = DIRECT_MIN_BYTES + 2000;
+  const held = Array.from({ length: DIRECT_SLOTS }, (_, k) => ({
+    r: rentalOf(`3f2b8a8e-5a7d-4a51-9a51-0f4c2b1f6a${String(k).padStart(2, '0')}`, size),
+    ciphers: ciphersOf(size, 51 + k),
+  }));
+  await Promise.all(held.map(({ r, ciphers }) => writeRange(busy, r, ciphers, 0, 40)));
+  const other = new FileStorage(join(dir, 'other'));
+  const r = rentalOf('3f2b8a8e-5a7d-4a51-9a51-0f4c2b1f6a99', size);
+  const ciphers = ciphersOf(size, 59);
+  await writeRange(other, r, ciphers, 0, ciphers.length);
+  const file = join(dir, 'other', 'rentals', r.orderId, 'content.enc');
+  const cached = cachedBytes(file) as number;
+  assert.ok(cached < size / 8, `the other device wrote directly (${cached} of ${size} bytes cached)`);
+  assert.deepEqual(readFileSync(file), Buffer.concat(ciphers));
+  await Promise.all(held.map(({ r, ciphers }) => writeRange(busy, r, ciphers, 40, ciphers.length)));
+  await Promise.all([busy.close(), other.close()]);
+});
+
 test('a finished download gives its slot back: one big title after another, each written directly', async (t) => {
   const dir = directFolder(t);
   if (!dir) return;
