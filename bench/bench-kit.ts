@@ -160,6 +160,8 @@ export class Farm {
   readonly child: ChildProcess;
   readonly events: FarmEvent[] = [];
   private waiters: (() => void)[] = [];
+  /** How the farm ended, once it has: nothing it was asked for will come any more. */
+  private exited: string | undefined;
 
   /**
    * @param only the kinds of events to report (errors always are); all when not given. Each event is
@@ -196,6 +198,11 @@ export class Farm {
       this.events.push(e);
       for (const w of this.waiters.splice(0)) w();
     });
+    // 'close', not 'exit': by then every line the farm wrote has been read.
+    this.child.on('close', (code, signal) => {
+      this.exited = signal ?? `code ${code}`;
+      for (const w of this.waiters.splice(0)) w();
+    });
   }
 
   async waitFor(pred: (e: FarmEvent) => boolean, n = 1, timeoutMs = 180_000): Promise<FarmEvent[]> {
@@ -210,6 +217,7 @@ export class Farm {
         if (pred(e)) hits.push(e);
       }
       if (hits.length >= n) return hits;
+      if (this.exited) throw new Error(`farm: exited (${this.exited}) while waiting (${hits.length}/${n})`);
       if (Date.now() > deadline) throw new Error(`farm: timed out waiting (${hits.length}/${n})`);
       await new Promise<void>((r) => {
         const t = setTimeout(r, 1000);

@@ -6,6 +6,7 @@
  *   {"cmd":"wipe","i":0,"orderId":"…"}      delete a stored rental (its file and its memory go)
  * With --first-frame, each licence immediately starts a decrypt and reports when the first chunk is ready.
  * With --only welcome,licence, only those kinds of events are reported (errors and answers to commands always).
+ * A command that fails is reported as an error and ends the farm (exit 1): the run is broken.
  */
 
 import { join } from 'node:path';
@@ -48,12 +49,12 @@ const REPORT_MS = 20;
 let pending = '';
 const out = (o: Record<string, unknown>) => {
   if (only && !only.has(o.t as string)) return;
-  if (pending === '')
-    setTimeout(() => {
-      process.stdout.write(pending);
-      pending = '';
-    }, REPORT_MS);
+  if (pending === '') setTimeout(flushOut, REPORT_MS);
   pending += `${JSON.stringify(o)}\n`;
+};
+const flushOut = () => {
+  process.stdout.write(pending);
+  pending = '';
 };
 
 process.once('SIGTERM', () => process.exit(0));
@@ -104,8 +105,8 @@ for (let i = 0; i < count; i++) {
   if (i % 200 === 199) await new Promise((r) => setTimeout(r, 50));
 }
 
-for await (const line of createInterface({ input: process.stdin })) {
-  const cmd = JSON.parse(line) as { cmd: string; i?: number; orderId?: string };
+/** Run one command; a failed one ends the farm with its reason (the run is broken, and the bench says so). */
+async function run(cmd: { cmd: string; i?: number; orderId?: string }): Promise<void> {
   if (cmd.cmd === 'rss') out({ t: 'rss', mb: process.memoryUsage().rss / 1048576 });
   if (cmd.cmd === 'wipe') {
     await (storages[cmd.i ?? 0] as FileStorage).wipe(cmd.orderId as string);
@@ -125,5 +126,20 @@ for await (const line of createInterface({ input: process.stdin })) {
       { reuse: true },
     );
     out({ t: 'decrypted', bytes, ms: performance.now() - start });
+  }
+}
+
+for await (const line of createInterface({ input: process.stdin })) {
+  const cmd = JSON.parse(line) as { cmd: string; i?: number; orderId?: string };
+  try {
+    await run(cmd);
+  } catch (err) {
+    out({
+      t: 'error',
+      i: cmd.i ?? -1,
+      message: `${cmd.cmd} of ${cmd.orderId ?? '-'} failed: ${String(err)}`,
+    });
+    flushOut();
+    process.exit(1);
   }
 }
