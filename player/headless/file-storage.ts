@@ -185,6 +185,10 @@ export class FileStorage implements TerminalStorage {
    * refused O_DIRECT.
    */
   private directRefused: boolean;
+  /** Whether big titles here are written the usual way (a folder in memory, or O_DIRECT refused). */
+  get directWritesRefused(): boolean {
+    return this.directRefused;
+  }
   /** This terminal's staging memory for direct writes. */
   private readonly directSlots = new DirectSlots();
 

@@ -250,6 +250,36 @@ test('in a folder in memory (tmpfs), a big title is written the usual way, to th
   assert.deepEqual(readFileSync(join(dir, 'rentals', orderId, 'content.enc')), Buffer.concat(ciphers));
 });
 
+test('on a file system that refuses O_DIRECT (ramfs), a big title is written the usual way, to the same bytes', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'rd-ramfs-'));
+  // ramfs has no direct I/O at all: opening a file with O_DIRECT there fails with EINVAL.
+  const mounted = spawnSync('mount', ['-t', 'ramfs', 'ramfs', dir], { encoding: 'utf8' });
+  if (mounted.status !== 0) {
+    rmSync(dir, { recursive: true, force: true });
+    return t.skip(
+      `cannot mount a ramfs here (root only): ${(mounted.stderr || mounted.error?.message || '').trim()}`,
+    );
+  }
+  const s = new FileStorage(dir);
+  try {
+    assert.equal(takesDirect(dir), false, 'ramfs refuses O_DIRECT');
+    const orderId = '3f2b8a8e-5a7d-4a51-9a51-0f4c2b1f6d02';
+    const size = DIRECT_MIN_BYTES + 99;
+    const r = rentalOf(orderId, size);
+    const ciphers = ciphersOf(size, 13);
+    assert.equal(s.directWritesRefused, false, 'not known in advance: ramfs is not tmpfs');
+    await writeRange(s, r, ciphers, 0, ciphers.length);
+    assert.equal(s.directWritesRefused, true, 'the refusal is remembered: no O_DIRECT open per write');
+    assert.equal(directWritesBroken(), undefined, 'one file system refusing turns nothing off elsewhere');
+    await s.close();
+    assert.deepEqual(readFileSync(join(dir, 'rentals', orderId, 'content.enc')), Buffer.concat(ciphers));
+  } finally {
+    await s.close().catch(() => undefined); // open files would keep the mount busy
+    spawnSync('umount', ['--lazy', dir]);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('a direct write that fails fails the sync after it, and the next attempt writes the title afresh', async (t) => {
   const dir = directFolder(t);
   if (!dir) return;
