@@ -104,7 +104,7 @@ export async function writeAll(fd: number, data: Uint8Array, position: number): 
 /**
  * Open `file` (made already) for direct writes beside `fd`, its ordinary descriptor, with a staging
  * slot of `slots`; undefined when every slot is taken, and the caller writes the usual way. Rejects where the
- * file system refuses O_DIRECT (tmpfs does).
+ * file system refuses O_DIRECT (ramfs does).
  */
 export async function openDirectWriter(
   file: string,

@@ -34,7 +34,7 @@ afterEach(() => {
   for (const d of made.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-/** Whether the file system holding `dir` takes O_DIRECT (tmpfs does not). */
+/** Whether the file system holding `dir` takes O_DIRECT (ramfs does not; tmpfs does since Linux 6.6). */
 function takesDirect(dir: string): boolean {
   const probe = join(dir, '.direct-probe');
   writeFileSync(probe, '');
