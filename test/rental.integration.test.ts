@@ -546,18 +546,28 @@ test('a clock turned back past the last server-signed time is refused offline', 
   );
 });
 
-test('a terminal reconnecting while its old connection lingers gets the delivery and the key on the new one', async () => {
+/**
+ * A linked terminal, stopped, and its identity on a raw connection that answers nothing (no
+ * acceptance, no acknowledgement): a half-dead socket, or a terminal that never acknowledges.
+ */
+async function silentTerminal() {
   const { rawTerminal, tempDir } = await import('./harness.ts');
   const server = await testServer();
   const dir = tempDir('rd-term-');
   const { c, t } = await linkedPair(server, { dir });
   t.core.stop();
   await sleep(100);
-  // The same terminal's identity on a connection that will go silent (a half-dead socket).
   const id = await new FileStorage(dir).loadIdentity();
   assert.ok(id);
-  const stale = await rawTerminal(server.wsUrl, id);
-  const order = await rentNow(c, t.core.terminalId, 101, 60);
+  const raw = await rawTerminal(server.wsUrl, id);
+  defer(() => raw.ws.terminate());
+  return { server, dir, c, terminalId: t.core.terminalId, raw };
+}
+
+test('a terminal reconnecting while its old connection lingers gets the delivery and the key on the new one', async () => {
+  // The same terminal's identity on a connection that has gone silent (a half-dead socket).
+  const { server, dir, c, terminalId, raw: stale } = await silentTerminal();
+  const order = await rentNow(c, terminalId, 101, 60);
   await sleep(300);
   assert.ok(
     stale.seen().includes('delivery.offer') && stale.seen().includes('licence.deliver'),
@@ -572,24 +582,15 @@ test('a terminal reconnecting while its old connection lingers gets the delivery
 });
 
 test("a late notice of a terminal's own arrival does not send it the licence it still holds unacknowledged", async () => {
-  const { rawTerminal, tempDir } = await import('./harness.ts');
-  const server = await testServer();
-  const dir = tempDir('rd-term-');
-  const { c, t } = await linkedPair(server, { dir });
-  t.core.stop();
-  await sleep(100);
   // A connection that never acknowledges: its licence job stays taken, waiting for the ack.
-  const id = await new FileStorage(dir).loadIdentity();
-  assert.ok(id);
-  const raw = await rawTerminal(server.wsUrl, id);
-  defer(() => raw.ws.terminate());
-  await rentNow(c, t.core.terminalId, 101, 60);
+  const { server, c, terminalId, raw } = await silentTerminal();
+  await rentNow(c, terminalId, 101, 60);
   const licences = () => raw.seen().filter((type) => type === 'licence.deliver').length;
   await until(() => licences() === 1, 5000);
   assert.equal(licences(), 1);
   // The presence notice of this very connection, as it arrives when the database is slow: after
   // the licence went out. The job is woken and runs again, on the same connection.
-  const conn = server.hub.terminal(t.core.terminalId);
+  const conn = server.hub.terminal(terminalId);
   assert.ok(conn);
   server.hub.emit('terminal-online', conn);
   await until(() => licences() > 1, 1500);
