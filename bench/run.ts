@@ -644,54 +644,76 @@ async function main(): Promise<number> {
     try {
       const { terminals } = await linkFarm(server, farm, n);
       await warmUp(terminals[0] as (typeof terminals)[number], farm, 0, 905);
-      // A first round of the same fifty, not measured: each device has received a title before, as a
-      // device in use has (so its direct-write slot exists, see direct-writer.ts), and the server's
-      // path for fifty connections at once is warm.
-      const first = await Promise.all(terminals.map((t) => rentNow(t.client, t.terminalId, 903, 3600)));
-      const firstIds = new Set(first.map((o) => o.orderId));
-      await farm.waitFor((e) => e.t === 'stored' && firstIds.has(e.orderId as string), n);
-      await Promise.all(
-        first.map((o, k) => wipeCopy(farm, (terminals[k] as (typeof terminals)[number]).i, o.orderId)),
-      );
-      const serverCpu = cpuMeter(server.child.pid as number);
-      const farmCpu = cpuMeter(farm.child.pid as number);
-      const serverFaults = faultMeter(server.child.pid as number);
-      const farmFaults = faultMeter(farm.child.pid as number);
+      type Round = { mbS: number; fairness: number; spread: number; orderIds: string[] };
+      /** The fifty (or twenty) orders placed at once, until every one is stored. */
+      const round = async (): Promise<Round> => {
+        const start = Date.now();
+        const orders = await Promise.all(terminals.map((t) => rentNow(t.client, t.terminalId, 903, 3600)));
+        const ids = new Set(orders.map((o) => o.orderId));
+        const stored = await farm.waitFor((e) => e.t === 'stored' && ids.has(e.orderId as string), n);
+        const times = stored.map((e) => ((e.at as number) - start) / 1000).sort((a, b) => a - b);
+        if (process.env.BENCH_DEBUG) console.log('TIMES', times.map((t) => t.toFixed(2)).join(' '));
+        const last = (times[times.length - 1] as number) || 1;
+        // Each delivery's own rate, from the offer reaching its terminal to the last chunk stored: the
+        // share it got while it ran, without the stagger of 50 orders starting one after another.
+        const offered = new Map(
+          (await farm.waitFor((e) => e.t === 'offer' && ids.has(e.orderId as string), n)).map((e) => [
+            e.orderId,
+            e.at as number,
+          ]),
+        );
+        const rates = stored.map(
+          (e) => S.parallelEach / ((e.at as number) - (offered.get(e.orderId) as number)),
+        );
+        return {
+          mbS: (n * S.parallelEach) / MiB / last,
+          fairness: last / (times[0] as number),
+          spread: Math.max(...rates) / Math.min(...rates),
+          orderIds: orders.map((o) => o.orderId),
+        };
+      };
+      const wipeRound = (r: Round) =>
+        Promise.all(
+          r.orderIds.map((id, k) => wipeCopy(farm, (terminals[k] as (typeof terminals)[number]).i, id)),
+        );
+      // A first round, not measured: each device has received a title before, as a device in use
+      // has (so its direct-write slot exists, see direct-writer.ts), and the server's path for fifty
+      // connections at once is warm. Then as many measured rounds as the single delivery has passes
+      // (one round proves little on this host), each copy wiped before the next round.
+      await wipeRound(await round());
+      const rounds: Round[] = [];
+      const mib = (n * S.parallelEach) / MiB;
+      const cpu = { server: 0, terminals: 0 };
+      const faults = { server: 0, terminals: 0 };
       const steal = stealMeter();
-      const start = Date.now();
-      const orders = await Promise.all(terminals.map((t) => rentNow(t.client, t.terminalId, 903, 3600)));
-      const ids = new Set(orders.map((o) => o.orderId));
-      const stored = await farm.waitFor((e) => e.t === 'stored' && ids.has(e.orderId as string), n);
+      for (let k = 0; k < S.deliveryRuns; k++) {
+        if (k > 0) await wipeRound(rounds[k - 1] as Round);
+        const serverCpu = cpuMeter(server.child.pid as number);
+        const farmCpu = cpuMeter(farm.child.pid as number);
+        const serverFaults = faultMeter(server.child.pid as number);
+        const farmFaults = faultMeter(farm.child.pid as number);
+        rounds.push(await round());
+        cpu.server += serverCpu(mib) / S.deliveryRuns;
+        cpu.terminals += farmCpu(mib) / S.deliveryRuns;
+        faults.server += serverFaults(mib) / S.deliveryRuns;
+        faults.terminals += farmFaults(mib) / S.deliveryRuns;
+      }
       const stolen = steal();
       results.parallel_host_steal = stolen;
-      const mib = (n * S.parallelEach) / MiB;
-      const serverCpuMs = serverCpu(mib);
-      const farmCpuMs = farmCpu(mib);
-      const faults = { server: serverFaults(mib), terminals: farmFaults(mib) };
-      const times = stored.map((e) => ((e.at as number) - start) / 1000).sort((a, b) => a - b);
-      if (process.env.BENCH_DEBUG) console.log('TIMES', times.map((t) => t.toFixed(2)).join(' '));
-      const total = (times[times.length - 1] as number) || 1;
-      const agg = (n * S.parallelEach) / MiB / total;
+      const { value: agg, shown: aggRuns } = median(rounds.map((r) => r.mbS));
       results.parallel_aggregate_mb_s = agg;
-      results.parallel_fairness_max_over_min = (times[times.length - 1] as number) / (times[0] as number);
-      // Each delivery's own rate, from the offer reaching its terminal to the last chunk stored: the
-      // share it got while it ran, without the stagger of 50 orders starting one after another.
-      const offered = new Map(
-        (await farm.waitFor((e) => e.t === 'offer' && ids.has(e.orderId as string), n)).map((e) => [
-          e.orderId,
-          e.at as number,
-        ]),
-      );
-      const rates = stored.map(
-        (e) => S.parallelEach / ((e.at as number) - (offered.get(e.orderId) as number)),
-      );
-      results.parallel_rate_spread = Math.max(...rates) / Math.min(...rates);
+      // Fairness is the worst round's: every round must share within the goal's 2×.
+      results.parallel_fairness_max_over_min = Math.max(...rounds.map((r) => r.fairness));
+      results.parallel_rate_spread = Math.max(...rounds.map((r) => r.spread));
+      const worst = rounds.length > 1 ? ' (the worst round)' : '';
       row(
         `${n} deliveries at once, ${S.parallelEach / MiB} MiB each`,
-        `${agg.toFixed(0)} MB/s aggregate; finish times from a common start ${(results.parallel_fairness_max_over_min as number).toFixed(2)}× apart, each delivery's own rate ${(results.parallel_rate_spread as number).toFixed(2)}× apart; host steal ${percent(stolen)}`,
+        `${agg.toFixed(0)} MB/s aggregate${aggRuns}; finish times from a common start ${(results.parallel_fairness_max_over_min as number).toFixed(2)}× apart${worst}, each delivery's own rate ${(results.parallel_rate_spread as number).toFixed(2)}× apart${worst}; host steal ${percent(stolen)}`,
         `${(results.delivery_mb_s as number | undefined)?.toFixed(0) ?? '?'} MB/s single`,
         results.delivery_mb_s ? (agg / (results.delivery_mb_s as number)).toFixed(2) : '',
       );
+      const serverCpuMs = cpu.server;
+      const farmCpuMs = cpu.terminals;
       results.parallel_server_cpu_ms_per_mib = serverCpuMs;
       results.parallel_terminal_cpu_ms_per_mib = farmCpuMs;
       results.parallel_terminal_faults_per_mib = faults.terminals;
