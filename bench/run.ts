@@ -712,14 +712,12 @@ async function main(): Promise<number> {
         `${(results.delivery_mb_s as number | undefined)?.toFixed(0) ?? '?'} MB/s single`,
         results.delivery_mb_s ? (agg / (results.delivery_mb_s as number)).toFixed(2) : '',
       );
-      const serverCpuMs = cpu.server;
-      const farmCpuMs = cpu.terminals;
-      results.parallel_server_cpu_ms_per_mib = serverCpuMs;
-      results.parallel_terminal_cpu_ms_per_mib = farmCpuMs;
+      results.parallel_server_cpu_ms_per_mib = cpu.server;
+      results.parallel_terminal_cpu_ms_per_mib = cpu.terminals;
       results.parallel_terminal_faults_per_mib = faults.terminals;
       row(
         `CPU per MiB delivered, ${n} at once (user + system, all threads)`,
-        `server ${serverCpuMs.toFixed(2)} ms, terminals ${farmCpuMs.toFixed(2)} ms; minor page faults per MiB: server ${faults.server.toFixed(0)}, terminals ${faults.terminals.toFixed(0)}`,
+        `server ${cpu.server.toFixed(2)} ms, terminals ${cpu.terminals.toFixed(2)} ms; minor page faults per MiB: server ${faults.server.toFixed(0)}, terminals ${faults.terminals.toFixed(0)}`,
         `${(1000 / native.push).toFixed(2)} ms native encryption`,
         '',
       );

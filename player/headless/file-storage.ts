@@ -319,12 +319,7 @@ export class FileStorage implements TerminalStorage {
   }
 
   async writeChunk(r: StoredRental, index: number, cipher: Uint8Array) {
-    await this.withContent(r.orderId, r, (h) => {
-      const at = index * cipherChunkLength(r.chunkSize);
-      return h.direct
-        ? this.viaDirect(r.orderId, h, h.direct.append(at, [cipher]))
-        : writeAll(h.fd, cipher, at);
-    });
+    await this.writeChunks(r, index, [cipher]);
   }
   async writeChunks(r: StoredRental, first: number, ciphers: Uint8Array[]) {
     await this.withContent(r.orderId, r, async (h) => {

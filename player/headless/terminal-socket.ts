@@ -260,6 +260,7 @@ export class TerminalSocket implements SocketLike {
         },
       },
     });
+    this.corkForTurn = corkerFor(this.socket);
     this.socket.on('connect', () => {
       const path = `${u.pathname || '/'}${u.search}`;
       this.socket.write(
@@ -324,10 +325,9 @@ export class TerminalSocket implements SocketLike {
    * Frames sent in one turn (a licence's acknowledgement and a title's report, whose file work ended
    * together) leave in one write: one system call here, and one wake-up of the server instead of two.
    */
-  private corkForTurn: (() => void) | undefined;
+  private readonly corkForTurn: () => void;
   private write(frame: Buffer): void {
     if (this.socket.destroyed) return;
-    this.corkForTurn ??= corkerFor(this.socket);
     this.corkForTurn();
     this.socket.write(frame);
   }
