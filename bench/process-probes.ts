@@ -1,6 +1,6 @@
 /**
  * Probes for a benchmark's server or farm process, to line a latency tail up with what the process
- * was doing (BENCHMARKS.md, the fourteenth session). Loaded before the process's own code:
+ * was doing (docs/benchmarks-history.md, the fourteenth session). Loaded before the process's own code:
  *
  *   BENCH_PROBE_LOG=/tmp/probes RENTAL_SERVER_NODE_ARGS="--import tsx --import ./bench/process-probes.ts" \
  *     RENTAL_FARM_NODE_ARGS="--import tsx --import ./bench/process-probes.ts" \
