@@ -25,12 +25,19 @@ export class Listeners {
 
 export class LocalCluster implements Cluster {
   private readonly listeners = new Listeners();
+  /** Closed before the store is: what a timer publishes later (an order's update) reaches no one. */
+  private closed = false;
   constructor(readonly instanceId: string) {}
   publish(channel: ClusterChannel, payload: string) {
-    queueMicrotask(() => this.listeners.deliver(channel, payload));
+    if (this.closed) return;
+    queueMicrotask(() => {
+      if (!this.closed) this.listeners.deliver(channel, payload);
+    });
   }
   on(channel: ClusterChannel, fn: (payload: string) => void) {
     this.listeners.on(channel, fn);
   }
-  async close() {}
+  async close() {
+    this.closed = true;
+  }
 }
