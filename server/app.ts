@@ -100,10 +100,17 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   let queue: DeliveryQueue | undefined;
   let peer: KeyServerLinks | undefined;
   let local: ContentDelivery | undefined;
+  let terminals: Terminals | undefined;
+  /** Content status records under way: a stopping server lets them land before it closes its store. */
+  const statusWrites = new Set<Promise<void>>();
   const onStatus = (s: DeliveryStatus) => {
-    if (queue)
-      queue.onContentStatus(s).catch((err) => log('warn', 'content-status-failed', { error: String(err) }));
-    else peer?.report(s);
+    if (queue) {
+      const w = queue
+        .onContentStatus(s)
+        .catch((err) => log('warn', 'content-status-failed', { error: String(err) }));
+      statusWrites.add(w);
+      void w.finally(() => statusWrites.delete(w));
+    } else peer?.report(s);
   };
   if (role !== 'key') local = new ContentDelivery(hub, repo, media, onStatus, opts.deliveryBytesPerSecond);
 
@@ -115,7 +122,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     });
     peer = new KeyServerLinks(opts.keyServerUrls, identity.peerKey, () => local as ContentDelivery);
   } else {
-    const terminals = new Terminals(hub, repo, cluster, () => opts.contentUrls ?? [], opts.pairingCodeTtlMs);
+    terminals = new Terminals(hub, repo, cluster, () => opts.contentUrls ?? [], opts.pairingCodeTtlMs);
     new Accounts(hub, repo);
     const dispatcher: ContentDispatcher =
       role === 'all' ? (local as ContentDelivery) : new RemoteContent(hub, identity.peerKey, onStatus);
@@ -172,6 +179,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       await hub.close();
       http.closeAllConnections();
       await new Promise<void>((ok) => http.close(() => ok()));
+      // The connections' last records (terminals gone offline, deliveries' last reports) land
+      // before the store closes: on PostgreSQL they were cut off ("pool after calling end").
+      await new Promise((ok) => setImmediate(ok));
+      await terminals?.presenceSettled();
+      while (statusWrites.size > 0) await Promise.all(statusWrites);
       await cluster.close();
       await media.titles.close();
       await repo.close();

@@ -99,24 +99,38 @@ export class Terminals {
     const me = cluster.instanceId;
     hub.on('terminal-online', (c) => {
       const id = c.terminalId as string;
-      void repo
-        .setPresence(id, me, true, Date.now())
-        .then(() => cluster.publish('terminal', id))
-        .catch((err) => log('error', 'presence-failed', { terminalId: id, error: String(err) }));
+      this.presenceWrite(
+        id,
+        repo.setPresence(id, me, true, Date.now()).then(() => cluster.publish('terminal', id)),
+      );
     });
     hub.on('terminal-offline', (c) => {
       const id = c.terminalId as string;
-      void repo
-        .setPresence(id, me, false, Date.now())
-        .then(() => repo.touchTerminal(id, Date.now()))
-        .then(() => cluster.publish('terminal', id))
-        .catch((err) => log('error', 'presence-failed', { terminalId: id, error: String(err) }));
+      this.presenceWrite(
+        id,
+        repo
+          .setPresence(id, me, false, Date.now())
+          .then(() => repo.touchTerminal(id, Date.now()))
+          .then(() => cluster.publish('terminal', id)),
+      );
     });
     cluster.on('terminal', (payload) =>
       this.onTerminalChange(payload).catch((err) =>
         log('warn', 'terminal-push-failed', { terminal: payload, error: String(err) }),
       ),
     );
+  }
+
+  /** Presence writes under way: a stopping server lets them land before it closes its store. */
+  private readonly presenceWrites = new Set<Promise<void>>();
+  private presenceWrite(terminalId: string, write: Promise<void>): void {
+    const w = write.catch((err) => log('error', 'presence-failed', { terminalId, error: String(err) }));
+    this.presenceWrites.add(w);
+    void w.finally(() => this.presenceWrites.delete(w));
+  }
+  /** Resolves once no presence write is under way (those that start meanwhile included). */
+  async presenceSettled(): Promise<void> {
+    while (this.presenceWrites.size > 0) await Promise.all(this.presenceWrites);
   }
 
   /** A terminal came, went, or was linked or unlinked, on this or another instance. */
