@@ -21,6 +21,12 @@ test('a graceful stop: offline records land, an order update due after it is dro
   // The order changed (delivered, key delivered) within the cooldown its answer started: one more
   // update is due when that ends. Closed before then, the server must not send it.
   await t.log.waitFor('licence', (e) => e.orderId === order.orderId);
+  await t.log.waitFor('stored', (e) => e.orderId === order.orderId);
+  // The server has recorded both (no delivery is still under way to be cut off by the stop).
+  for (const deadline = Date.now() + 5000; Date.now() < deadline; await sleep(5)) {
+    const o = await server.repo.orderById(order.orderId);
+    if (o?.contentState === 'delivered' && o.keyState === 'delivered') break;
+  }
   flushLogs();
   let logged = '';
   const write = process.stderr.write;
