@@ -24,6 +24,7 @@ import { loadServerIdentity } from './server-identity.ts';
 import { openStore } from './store/open-store.ts';
 import type { Repository } from './store/repository.ts';
 import { type UiName, uiBundle } from './ui-bundles.ts';
+import { WritesUnderWay } from './writes-under-way.ts';
 
 export interface ServerOptions {
   dataDir: string;
@@ -102,15 +103,13 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   let local: ContentDelivery | undefined;
   let terminals: Terminals | undefined;
   /** Content status records under way: a stopping server lets them land before it closes its store. */
-  const statusWrites = new Set<Promise<void>>();
+  const statusWrites = new WritesUnderWay();
   const onStatus = (s: DeliveryStatus) => {
-    if (queue) {
-      const w = queue
-        .onContentStatus(s)
-        .catch((err) => log('warn', 'content-status-failed', { error: String(err) }));
-      statusWrites.add(w);
-      void w.finally(() => statusWrites.delete(w));
-    } else peer?.report(s);
+    if (queue)
+      statusWrites.add(queue.onContentStatus(s), (err) =>
+        log('warn', 'content-status-failed', { error: String(err) }),
+      );
+    else peer?.report(s);
   };
   if (role !== 'key') local = new ContentDelivery(hub, repo, media, onStatus, opts.deliveryBytesPerSecond);
 
@@ -183,7 +182,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       // before the store closes: on PostgreSQL they were cut off ("pool after calling end").
       await new Promise((ok) => setImmediate(ok));
       await terminals?.presenceSettled();
-      while (statusWrites.size > 0) await Promise.all(statusWrites);
+      await statusWrites.settled();
       await cluster.close();
       await media.titles.close();
       await repo.close();

@@ -10,6 +10,7 @@ import type { Cluster } from '../cluster.ts';
 import type { Conn, ConnectionHub } from '../connection-hub.ts';
 import { log } from '../log.ts';
 import type { Repository, TerminalRow } from '../store/repository.ts';
+import { WritesUnderWay } from '../writes-under-way.ts';
 import { AttemptLimiter } from './attempt-limiter.ts';
 
 const CODE_ALPHABET = 'ABCDEFGHJKLMNPQRSTUVWXYZ23456789'; // no 0/O, 1/I: read off a TV across a room
@@ -122,15 +123,14 @@ export class Terminals {
   }
 
   /** Presence writes under way: a stopping server lets them land before it closes its store. */
-  private readonly presenceWrites = new Set<Promise<void>>();
+  private readonly presenceWrites = new WritesUnderWay();
   private presenceWrite(terminalId: string, write: Promise<void>): void {
-    const w = write.catch((err) => log('error', 'presence-failed', { terminalId, error: String(err) }));
-    this.presenceWrites.add(w);
-    void w.finally(() => this.presenceWrites.delete(w));
+    this.presenceWrites.add(write, (err) =>
+      log('error', 'presence-failed', { terminalId, error: String(err) }),
+    );
   }
-  /** Resolves once no presence write is under way (those that start meanwhile included). */
-  async presenceSettled(): Promise<void> {
-    while (this.presenceWrites.size > 0) await Promise.all(this.presenceWrites);
+  presenceSettled(): Promise<void> {
+    return this.presenceWrites.settled();
   }
 
   /** A terminal came, went, or was linked or unlinked, on this or another instance. */
