@@ -114,6 +114,7 @@ test('a title kept in an S3-compatible bucket is uploaded once and read back by 
   assert.equal(await r2.read(buf, 5000), 1000);
   assert.deepEqual(buf, original.subarray(5000, 6000));
   await r2.close();
+  await disk.close(); // its idle file stays open until then (else it is closed on collection, with a warning)
 });
 
 /** Descriptors this process holds open on files in `dir` (Linux). */
