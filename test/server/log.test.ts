@@ -3,13 +3,15 @@ import assert from 'node:assert/strict';
 import { afterEach, test } from 'node:test';
 import { flushLogs, log, setQuietLogs } from '../../server/log.ts';
 
-/** The lines `fn` logs, as written to stderr. */
-function captured(fn: () => void): string {
+/** What `fn` logs, as written to stderr, and in how many writes. */
+function captured(fn: () => void): { text: string; writes: number } {
   flushLogs();
   let text = '';
+  let writes = 0;
   const write = process.stderr.write;
   process.stderr.write = ((chunk: string) => {
     text += chunk;
+    writes++;
     return true;
   }) as typeof process.stderr.write;
   try {
@@ -18,14 +20,14 @@ function captured(fn: () => void): string {
   } finally {
     process.stderr.write = write;
   }
-  return text;
+  return { text, writes };
 }
 
 afterEach(() => setQuietLogs(false));
 
 test('a line is one JSON object: time, level, event, then the fields; secrets by name are redacted', () => {
   const odd = 'quote " backslash \\ newline \n tab \t é \u2028 \u0001';
-  const text = captured(() =>
+  const { text } = captured(() =>
     log('warn', 'order-placed', {
       orderId: 'o-1',
       count: 3,
@@ -72,11 +74,12 @@ test('a line is one JSON object: time, level, event, then the fields; secrets by
 
 test('lines of one turn leave in one write, in order; quiet drops info lines only', () => {
   setQuietLogs(true);
-  const text = captured(() => {
+  const { text, writes } = captured(() => {
     log('info', 'dropped');
     log('warn', 'first', { n: 1 });
     log('error', 'second', { n: 2 });
   });
+  assert.equal(writes, 1, 'the lines of one turn in one write');
   const lines = text
     .trimEnd()
     .split('\n')
