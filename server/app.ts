@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { extname, join, resolve } from 'node:path';
 import { cryptoReady } from '../shared/crypto.ts';
 import { LIMITS } from '../shared/limits.ts';
+import { BackgroundWork } from './background-work.ts';
 import { type Conn, ConnectionHub, type Role } from './connection-hub.ts';
 import { ContentDelivery, type ContentDispatcher, type DeliveryStatus } from './content/delivery.ts';
 import { catalogView, MediaStore } from './content/media-store.ts';
@@ -24,7 +25,6 @@ import { loadServerIdentity } from './server-identity.ts';
 import { openStore } from './store/open-store.ts';
 import type { Repository } from './store/repository.ts';
 import { type UiName, uiBundle } from './ui-bundles.ts';
-import { WritesUnderWay } from './writes-under-way.ts';
 
 export interface ServerOptions {
   dataDir: string;
@@ -103,7 +103,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   let local: ContentDelivery | undefined;
   let terminals: Terminals | undefined;
   /** Content status records under way: a stopping server lets them land before it closes its store. */
-  const statusWrites = new WritesUnderWay();
+  const statusWrites = new BackgroundWork();
   const onStatus = (s: DeliveryStatus) => {
     if (queue)
       statusWrites.add(queue.onContentStatus(s), (err) =>

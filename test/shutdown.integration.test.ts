@@ -7,8 +7,8 @@
 import assert from 'node:assert/strict';
 import { afterEach, test } from 'node:test';
 import { ORDER_PUSH_COOLDOWN_MS } from '../server/key/orders.ts';
-import { flushLogs } from '../server/log.ts';
 import { cleanup, linkedPair, rentNow, sleep, terminal, testServer } from './harness.ts';
+import { capturedStderr } from './stderr-capture.ts';
 
 afterEach(cleanup);
 
@@ -27,20 +27,10 @@ test('a graceful stop: offline records land, an order update due after it is dro
     const o = await server.repo.orderById(order.orderId);
     if (o?.contentState === 'delivered' && o.keyState === 'delivered') break;
   }
-  flushLogs();
-  let logged = '';
-  const write = process.stderr.write;
-  process.stderr.write = ((chunk: string | Uint8Array) => {
-    logged += String(chunk);
-    return true;
-  }) as typeof process.stderr.write;
-  try {
+  const { text: logged } = await capturedStderr(async () => {
     await server.close();
     await sleep(2 * ORDER_PUSH_COOLDOWN_MS);
-    flushLogs();
-  } finally {
-    process.stderr.write = write;
-  }
+  });
   assert.doesNotMatch(logged, /order-push-failed|not open|pool after calling end/);
   assert.doesNotMatch(logged, /"level":"(warn|error)"/, logged);
 });

@@ -8,6 +8,7 @@
  * is issued once: a resend carries the same signed bytes.
  */
 import { RentalError } from '../../shared/errors.ts';
+import { BackgroundWork } from '../background-work.ts';
 import { BoundedCache } from '../bounded-cache.ts';
 import type { Cluster } from '../cluster.ts';
 import type { Conn, ConnectionHub } from '../connection-hub.ts';
@@ -90,7 +91,7 @@ export class DeliveryQueue {
     this.closed = true;
     clearTimeout(this.timer);
     await this.ticking;
-    await Promise.allSettled(this.running);
+    await this.running.settled();
     await this.signer.close();
   }
 
@@ -192,14 +193,16 @@ export class DeliveryQueue {
    */
   runTaken(jobs: JobRow[], nextAt: number): void {
     if (this.closed) return;
-    const running = (async () => {
-      for (const job of jobs) await this.runOrRelease(job, Date.now(), true);
-    })();
-    this.running.add(running);
-    void running.finally(() => this.running.delete(running));
+    this.running.add(
+      (async () => {
+        for (const job of jobs) await this.runOrRelease(job, Date.now(), true);
+      })(),
+      (err) => log('error', 'job-failed', { error: String(err) }),
+    );
     this.lookBy(nextAt);
   }
-  private readonly running = new Set<Promise<void>>();
+  /** Jobs run as their orders were placed; close waits for them. */
+  private readonly running = new BackgroundWork();
 
   /**
    * Licences sent over a connection and not yet acknowledged on it. A wake for that connection's

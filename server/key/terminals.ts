@@ -6,11 +6,11 @@ import { randomInt } from 'node:crypto';
 import { RentalError } from '../../shared/errors.ts';
 import { LIMITS } from '../../shared/limits.ts';
 import type { TerminalView, TerminalWelcome } from '../../shared/protocol.ts';
+import { BackgroundWork } from '../background-work.ts';
 import type { Cluster } from '../cluster.ts';
 import type { Conn, ConnectionHub } from '../connection-hub.ts';
 import { log } from '../log.ts';
 import type { Repository, TerminalRow } from '../store/repository.ts';
-import { WritesUnderWay } from '../writes-under-way.ts';
 import { AttemptLimiter } from './attempt-limiter.ts';
 
 const CODE_ALPHABET = 'ABCDEFGHJKLMNPQRSTUVWXYZ23456789'; // no 0/O, 1/I: read off a TV across a room
@@ -123,7 +123,7 @@ export class Terminals {
   }
 
   /** Presence writes under way: a stopping server lets them land before it closes its store. */
-  private readonly presenceWrites = new WritesUnderWay();
+  private readonly presenceWrites = new BackgroundWork();
   private presenceWrite(terminalId: string, write: Promise<void>): void {
     this.presenceWrites.add(write, (err) =>
       log('error', 'presence-failed', { terminalId, error: String(err) }),

@@ -1,33 +1,14 @@
 /** Log lines: one JSON object per line, secret-looking fields redacted by name, quiet drops info. */
 import assert from 'node:assert/strict';
 import { afterEach, test } from 'node:test';
-import { flushLogs, log, setQuietLogs } from '../../server/log.ts';
-
-/** What `fn` logs, as written to stderr, and in how many writes. */
-function captured(fn: () => void): { text: string; writes: number } {
-  flushLogs();
-  let text = '';
-  let writes = 0;
-  const write = process.stderr.write;
-  process.stderr.write = ((chunk: string) => {
-    text += chunk;
-    writes++;
-    return true;
-  }) as typeof process.stderr.write;
-  try {
-    fn();
-    flushLogs();
-  } finally {
-    process.stderr.write = write;
-  }
-  return { text, writes };
-}
+import { log, setQuietLogs } from '../../server/log.ts';
+import { capturedStderr } from '../stderr-capture.ts';
 
 afterEach(() => setQuietLogs(false));
 
-test('a line is one JSON object: time, level, event, then the fields; secrets by name are redacted', () => {
+test('a line is one JSON object: time, level, event, then the fields; secrets by name are redacted', async () => {
   const odd = 'quote " backslash \\ newline \n tab \t é \u2028 \u0001';
-  const { text } = captured(() =>
+  const { text } = await capturedStderr(() =>
     log('warn', 'order-placed', {
       orderId: 'o-1',
       count: 3,
@@ -72,9 +53,9 @@ test('a line is one JSON object: time, level, event, then the fields; secrets by
   }
 });
 
-test('lines of one turn leave in one write, in order; quiet drops info lines only', () => {
+test('lines of one turn leave in one write, in order; quiet drops info lines only', async () => {
   setQuietLogs(true);
-  const { text, writes } = captured(() => {
+  const { text, writes } = await capturedStderr(() => {
     log('info', 'dropped');
     log('warn', 'first', { n: 1 });
     log('error', 'second', { n: 2 });

@@ -1,10 +1,10 @@
 /** Background writes a stopping server waits for: failures reported, not thrown; late ones waited for too. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { WritesUnderWay } from '../../server/writes-under-way.ts';
+import { BackgroundWork } from '../../server/background-work.ts';
 
 test('settled waits for every write under way, those started meanwhile too; a failure goes to its handler', async () => {
-  const writes = new WritesUnderWay();
+  const writes = new BackgroundWork();
   const done: string[] = [];
   const errors: unknown[] = [];
   const later = (ms: number, what: string, fail = false) =>
