@@ -227,6 +227,12 @@ export class DeliveryQueue {
     try {
       await this.run(job, now, placed);
     } catch (err) {
+      // A job started with its order fails with it when the order's commit fails (a full disk): the
+      // customer was told, the commit's failure is logged, and the job is gone with the order.
+      if (placed && !(await this.repo.orderById(job.orderId).catch(() => undefined))) {
+        log('info', 'job-dropped', { orderId: job.orderId, kind: job.kind, reason: 'order not stored' });
+        return;
+      }
       log('error', 'job-failed', { orderId: job.orderId, kind: job.kind, error: String(err) });
       await this.repo.setJobState(job.orderId, job.kind, 'pending').catch(() => undefined);
     }

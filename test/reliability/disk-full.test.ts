@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, test } from 'node:test';
 import { cleanup, defer, linkedPair, rentNow, testServer } from '../harness.ts';
+import { capturedStderr } from '../stderr-capture.ts';
 
 afterEach(cleanup);
 
@@ -92,20 +93,34 @@ test('an order on a full disk: STORAGE_FULL, the server keeps serving, and works
     // dd stops with "No space left on device": that is the point.
   }
   let full = 0;
-  for (let i = 0; i < 40 && full === 0; i++) {
-    await c
-      .request('order.place', {
-        itemNumber: 101,
-        terminalId: t.core.terminalId,
-        periodSeconds: 60,
-        schedule: { mode: 'now' },
-      })
-      .catch((e: { code: string; message: string }) => {
-        assert.equal(e.code, 'STORAGE_FULL', e.message);
-        full++;
-      });
-  }
+  const accepted = new Set<string>();
+  const { text: logged } = await capturedStderr(async () => {
+    for (let i = 0; i < 40 && full === 0; i++) {
+      await c
+        .request('order.place', {
+          itemNumber: 101,
+          terminalId: t.core.terminalId,
+          periodSeconds: 60,
+          schedule: { mode: 'now' },
+        })
+        .then((r) => accepted.add(r.order.orderId))
+        .catch((e: { code: string; message: string }) => {
+          assert.equal(e.code, 'STORAGE_FULL', e.message);
+          full++;
+        });
+    }
+    // The refused order's licence job, started with it, ends within a turn or two.
+    await new Promise((r) => setTimeout(r, 200));
+  });
   assert.equal(full, 1, 'an order was refused for lack of space');
+  // The operator reads why (storage full). A job may fail for an order that was stored (its licence
+  // written in a later commit, on the full disk), but not for the refused one: that only follows.
+  assert.match(logged, /"event":"storage-full"/);
+  const failedJobs = logged
+    .split('\n')
+    .filter((line) => line.includes('"event":"job-failed"'))
+    .map((line) => (JSON.parse(line) as { orderId?: string }).orderId);
+  for (const orderId of failedJobs) assert.ok(orderId && accepted.has(orderId), `job-failed for ${orderId}`);
   assert.equal((await c.request('ping', {})).time > 0, true, 'the server still answers');
   rmSync(filler);
   writeFileSync(join(data, 'ok'), 'space again');
