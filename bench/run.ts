@@ -701,8 +701,9 @@ async function main(): Promise<number> {
         const farmCpu = cpuMeter(farm.child.pid as number);
         const serverFaults = faultMeter(server.child.pid as number);
         const farmFaults = faultMeter(farm.child.pid as number);
-        rounds.push(await round());
-        adjacentRatios.push((rounds[k] as Round).mbS / singleMbS);
+        const measured = await round();
+        rounds.push(measured);
+        adjacentRatios.push(measured.mbS / singleMbS);
         cpu.server += serverCpu(mib) / S.deliveryRuns;
         cpu.terminals += farmCpu(mib) / S.deliveryRuns;
         faults.server += serverFaults(mib) / S.deliveryRuns;
