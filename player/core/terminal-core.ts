@@ -296,7 +296,7 @@ export class TerminalCore {
     // Two block buffers, lent to storage in turn: one is read into while the other's chunks are
     // decrypted (their plaintext is new memory), so a title costs two buffers, not one per block.
     const blockBytes = Math.min(READ_BLOCK_CHUNKS, r.totalChunks) * cipherChunkLength(r.chunkSize);
-    const lent = [0, 1].map(() => new Uint8Array(blockBytes));
+    const lent = [0, 1].map(() => storage.readBuffer?.(r, blockBytes) ?? new Uint8Array(blockBytes));
     let reads = 0;
     const read = (first: number) => {
       const count = Math.min(READ_BLOCK_CHUNKS, r.totalChunks - first);

@@ -72,6 +72,11 @@ export interface TerminalStorage {
    * passes the same buffer again.
    */
   readChunks?(rental: StoredRental, first: number, count: number, into?: Uint8Array): Promise<Uint8Array[]>;
+  /**
+   * Memory to lend readChunks for `rental`'s runs of chunks up to `bytes` long (optional: a plain
+   * buffer otherwise). Storage that reads past the page cache needs memory it can read into so.
+   */
+  readBuffer?(rental: StoredRental, bytes: number): Uint8Array;
   /** Make written chunks durable before they are reported as stored. */
   flush(orderId: string): Promise<void>;
   /**

@@ -17,6 +17,7 @@ import type {
   TerminalState,
   TerminalStorage,
 } from '../core/terminal-storage.ts';
+import { directReadBytes, openDirectReader, readDirect } from './direct-reader.ts';
 import {
   DIRECT_MIN_BYTES,
   DirectSlots,
@@ -77,6 +78,8 @@ interface ContentHandle {
   direct?: DirectWriter;
   /** The title's length in the file, once a direct writer is attached: reaching it gives the slot back. */
   titleBytes?: number;
+  /** The file opened for reads past the page cache, at the first such read (see direct-reader.ts). */
+  readFd?: number;
 }
 
 export class FileStorage implements TerminalStorage {
@@ -254,6 +257,9 @@ export class FileStorage implements TerminalStorage {
     try {
       await h.direct?.close(discard);
     } finally {
+      const { readFd } = h;
+      h.readFd = undefined;
+      if (readFd !== undefined) await fsCall((cb) => close(readFd, cb)).catch(() => undefined);
       await fsCall((cb) => close(h.fd, cb));
     }
   }
@@ -344,27 +350,76 @@ export class FileStorage implements TerminalStorage {
     });
     return bytesRead === len ? buf : undefined;
   }
+  /** Buffers this storage made for reading big titles past the page cache (see readBuffer). */
+  private readonly readRooms = new WeakSet<Uint8Array>();
+  /**
+   * Memory for the caller to lend readChunks, for `r`'s runs of chunks up to `bytes` long: where the
+   * title is big enough to have been written past the page cache, room to read it past the page
+   * cache too (direct-reader.ts); else a plain buffer.
+   */
+  readBuffer(r: StoredRental, bytes: number): Uint8Array {
+    if (r.size < DIRECT_MIN_BYTES || this.directRefused) return new Uint8Array(bytes);
+    const room = directReadBytes(bytes);
+    this.readRooms.add(room);
+    return room;
+  }
   async readChunks(r: StoredRental, first: number, count: number, into?: Uint8Array) {
     const stride = cipherChunkLength(r.chunkSize);
     const last = first + count - 1;
     const lastLen = cipherChunkLength(plainChunkLength(r.size, r.chunkSize, last));
     const bytes = (count - 1) * stride + lastLen;
     // One read for the whole run of chunks; each chunk is a view of it, and only of bytes read (so
-    // no need to zero the buffer first: that was 6 % of a player's decryption). The caller's buffer
-    // if it lends one (no new memory per block), else memory of its own, never Node's shared pool.
-    const buf = into && into.length >= bytes ? into.subarray(0, bytes) : Buffer.allocUnsafeSlow(bytes);
-    const bytesRead = await this.withContent(r.orderId, undefined, async (h) => {
-      await this.settled(r.orderId, h);
-      return fsCall<number>((cb) => read(h.fd, buf, 0, buf.length, first * stride, cb));
-    });
-    if (bytesRead === undefined) return [];
+    // no need to zero the buffer first: that was 6 % of a player's decryption).
+    let data: Uint8Array | undefined;
+    if (into && this.readRooms.has(into) && !this.directRefused)
+      data = await this.readPastCache(r.orderId, into, first * stride, bytes);
+    if (!data) {
+      // The caller's buffer if it lends one (no new memory per block), else memory of its own,
+      // never Node's shared pool.
+      const buf = into && into.length >= bytes ? into.subarray(0, bytes) : Buffer.allocUnsafeSlow(bytes);
+      const bytesRead = await this.withContent(r.orderId, undefined, async (h) => {
+        await this.settled(r.orderId, h);
+        return fsCall<number>((cb) => read(h.fd, buf, 0, buf.length, first * stride, cb));
+      });
+      if (bytesRead === undefined) return [];
+      data = buf.subarray(0, bytesRead);
+    }
     const out: Uint8Array[] = [];
     for (let i = 0; i < count; i++) {
-      const end = i === count - 1 ? buf.length : (i + 1) * stride;
-      if (end > bytesRead) break;
-      out.push(buf.subarray(i * stride, end));
+      const end = i === count - 1 ? bytes : (i + 1) * stride;
+      if (end > data.length) break;
+      out.push(data.subarray(i * stride, end));
     }
     return out;
+  }
+  /**
+   * Bytes [at, at + length) of the rental's content read past the page cache into `room`: a view
+   * of it, empty if there is no content; undefined if the file system refuses O_DIRECT (remembered:
+   * the caller reads the usual way, as every later read will).
+   */
+  private async readPastCache(
+    orderId: string,
+    room: Uint8Array,
+    at: number,
+    length: number,
+  ): Promise<Uint8Array | undefined> {
+    try {
+      const data = await this.withContent(orderId, undefined, async (h) => {
+        await this.settled(orderId, h);
+        if (h.readFd === undefined) {
+          // Closed with the handle (closeContent), which waits for this call to finish.
+          const fd = await openDirectReader(h.file);
+          if (h.readFd === undefined) h.readFd = fd;
+          else await fsCall((cb) => close(fd, cb)); // opened meanwhile by another read: keep one
+        }
+        return readDirect(h.readFd, room, at, length);
+      });
+      return data ?? new Uint8Array(0);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
+      this.directRefused = true;
+      return undefined;
+    }
   }
   async flush(orderId: string) {
     await this.withContent(orderId, undefined, async (h) => {

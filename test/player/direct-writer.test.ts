@@ -1,4 +1,7 @@
-/** A big title's content written past the page cache (direct-writer.ts), through the terminal's folder storage. */
+/**
+ * A big title's content written past the page cache (direct-writer.ts) and read past it for
+ * decryption (direct-reader.ts), through the terminal's folder storage.
+ */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import {
@@ -12,6 +15,7 @@ import {
   readlinkSync,
   rmSync,
   statSync,
+  truncateSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -226,6 +230,60 @@ test('the last chunks appended while a sync is under way are written before the 
   await s.close();
 });
 
+/**
+ * Read a stored title back as the player's decryption does (terminal-core.ts): runs of 16 chunks
+ * into two buffers from the storage, lent in turn. Each run is copied before the next read reuses
+ * its buffer.
+ */
+async function readAsPlayer(s: FileStorage, r: ReturnType<typeof rentalOf>): Promise<Buffer> {
+  const run = 16;
+  const rooms = [0, 1].map(() => s.readBuffer(r, Math.min(run, r.totalChunks) * stride));
+  const out: Buffer[] = [];
+  for (let first = 0, k = 0; first < r.totalChunks; first += run, k++) {
+    const count = Math.min(run, r.totalChunks - first);
+    const chunks = await s.readChunks(r, first, count, rooms[k % 2]);
+    out.push(...chunks.map((c) => Buffer.from(c)));
+    if (chunks.length < count) break; // the rest is missing
+  }
+  return Buffer.concat(out);
+}
+
+test('a big title is read for playing past the page cache, run by run, to the same bytes', async (t) => {
+  const dir = directFolder(t);
+  if (!dir) return;
+  if (spawnSync('fincore', ['--version']).status !== 0)
+    return t.skip('fincore is missing: nothing here tells a direct read from another');
+  const orderId = '3f2b8a8e-5a7d-4a51-9a51-0f4c2b1f6e01';
+  // Runs of 16 chunks (16 × 65,577 bytes) start off the 4 KiB boundaries; the last chunk is short.
+  const size = DIRECT_MIN_BYTES + 5 * CHUNK_SIZE + 777;
+  const r = rentalOf(orderId, size);
+  const ciphers = ciphersOf(size, 61);
+  const s = new FileStorage(dir);
+  await writeRange(s, r, ciphers, 0, ciphers.length);
+  await s.close();
+  const file = join(dir, 'rentals', orderId, 'content.enc');
+  const before = cachedBytes(file) as number;
+  assert.ok(before < size / 8, `written directly (${before} of ${size} bytes cached)`);
+  // A terminal started again plays it.
+  const player = new FileStorage(dir);
+  assert.deepEqual(await readAsPlayer(player, r), Buffer.concat(ciphers));
+  const after = cachedBytes(file) as number;
+  assert.ok(after < size / 8, `read past the page cache (${after} of ${size} bytes cached)`);
+  // Plain memory (not the storage's) is read into the usual way, to the same bytes.
+  const plain = new Uint8Array(4 * stride);
+  const some = await player.readChunks(r, 17, 4, plain);
+  assert.deepEqual(
+    some.map((c) => Buffer.from(c)),
+    ciphers.slice(17, 21).map((c) => Buffer.from(c)),
+  );
+  await player.close();
+  // A file cut short mid-chunk: the chunks before the cut, and none after.
+  truncateSync(file, 40 * stride + 100);
+  const cut = new FileStorage(dir);
+  assert.deepEqual(await readAsPlayer(cut, r), Buffer.concat(ciphers.slice(0, 40)));
+  await cut.close();
+});
+
 test('in a folder in memory (tmpfs), a big title is written the usual way, to the same bytes', async (t) => {
   const parent = ['/dev/shm', tmpdir()].find((p) => existsSync(p) && inMemory(p));
   if (!parent) return t.skip('no tmpfs here (none at /dev/shm, and the temporary folder is on a disk)');
@@ -273,6 +331,14 @@ test('on a file system that refuses O_DIRECT (ramfs), a big title is written the
     assert.equal(directWritesBroken(), undefined, 'one file system refusing turns nothing off elsewhere');
     await s.close();
     assert.deepEqual(readFileSync(join(dir, 'rentals', orderId, 'content.enc')), Buffer.concat(ciphers));
+    // A terminal started again does not know yet, and tries to read it past the page cache.
+    const again = new FileStorage(dir);
+    try {
+      assert.deepEqual(await readAsPlayer(again, r), Buffer.concat(ciphers), 'read the usual way instead');
+      assert.equal(again.directWritesRefused, true, 'the refusal is remembered for reads too');
+    } finally {
+      await again.close();
+    }
   } finally {
     await s.close().catch(() => undefined); // open files would keep the mount busy
     spawnSync('umount', ['--lazy', dir]);
