@@ -295,6 +295,7 @@ export class TerminalCore {
     const storage = this.opts.storage;
     // Two block buffers, lent to storage in turn: one is read into while the other's chunks are
     // decrypted (their plaintext is new memory), so a title costs two buffers, not one per block.
+    // Storage that reads past the page cache makes them (aligned memory).
     const blockBytes = Math.min(READ_BLOCK_CHUNKS, r.totalChunks) * cipherChunkLength(r.chunkSize);
     const lent = [0, 1].map(() => storage.readBuffer?.(r, blockBytes) ?? new Uint8Array(blockBytes));
     let reads = 0;

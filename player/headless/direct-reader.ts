@@ -1,10 +1,10 @@
 /**
  * A big title's ciphertext read past the page cache (O_DIRECT) while the player decrypts it. The
  * title was written past it (direct-writer.ts), so a buffered read of a fresh download fills new
- * page cache as it goes: on this project's VMs that cost 0.2-0.8 ms of CPU per MiB read, against
- * 0.12-0.14 for the same reads past it (a lab loop of 512 MiB in 1 MiB reads), and a first play
- * decrypted at 0.70 of the WASM cipher where a second, from the cache, reached 0.9. A film is watched
- * from start to end once in a while, so caching it as it plays only pushes other things out.
+ * page cache as it goes: on this project's VMs the terminal's reads cost 2.1-2.6 ms of CPU per MiB
+ * in the bench's first decrypt pass, and 0.2-0.45 past the page cache (as much as reads from the
+ * cache cost). A film is watched from start to end once in a while, so caching it as it plays only
+ * pushes other things out.
  *
  * O_DIRECT needs the memory, the file position and the length aligned to the disk's blocks: the
  * read starts on the block holding the first byte wanted and ends on the block boundary after the

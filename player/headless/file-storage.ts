@@ -259,6 +259,7 @@ export class FileStorage implements TerminalStorage {
     } finally {
       const { readFd } = h;
       h.readFd = undefined;
+      // Closing a descriptor only read through loses nothing: a failure must not keep h.fd open.
       if (readFd !== undefined) await fsCall((cb) => close(readFd, cb)).catch(() => undefined);
       await fsCall((cb) => close(h.fd, cb));
     }
