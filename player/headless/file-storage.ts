@@ -371,20 +371,25 @@ export class FileStorage implements TerminalStorage {
     const bytes = (count - 1) * stride + lastLen;
     // One read for the whole run of chunks; each chunk is a view of it, and only of bytes read (so
     // no need to zero the buffer first: that was 6 % of a player's decryption).
-    let data: Uint8Array | undefined;
-    if (into && this.readRooms.has(into) && !this.directRefused)
-      data = await this.readPastCache(r.orderId, into, first * stride, bytes);
-    if (!data) {
+    const at = first * stride;
+    const data = await this.withContent(r.orderId, undefined, async (h) => {
+      await this.settled(r.orderId, h);
+      if (into && this.readRooms.has(into) && !this.directRefused) {
+        try {
+          return await readDirect(await this.directReadFd(h), into, at, bytes);
+        } catch (err) {
+          // EINVAL: this file system takes no O_DIRECT; read the usual way, now and from now on.
+          if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
+          this.directRefused = true;
+        }
+      }
       // The caller's buffer if it lends one (no new memory per block), else memory of its own,
       // never Node's shared pool.
       const buf = into && into.length >= bytes ? into.subarray(0, bytes) : Buffer.allocUnsafeSlow(bytes);
-      const bytesRead = await this.withContent(r.orderId, undefined, async (h) => {
-        await this.settled(r.orderId, h);
-        return fsCall<number>((cb) => read(h.fd, buf, 0, buf.length, first * stride, cb));
-      });
-      if (bytesRead === undefined) return [];
-      data = buf.subarray(0, bytesRead);
-    }
+      const bytesRead = await fsCall<number>((cb) => read(h.fd, buf, 0, buf.length, at, cb));
+      return buf.subarray(0, bytesRead);
+    });
+    if (!data) return [];
     const out: Uint8Array[] = [];
     for (let i = 0; i < count; i++) {
       const end = i === count - 1 ? bytes : (i + 1) * stride;
@@ -393,34 +398,15 @@ export class FileStorage implements TerminalStorage {
     }
     return out;
   }
-  /**
-   * Bytes [at, at + length) of the rental's content read past the page cache into `room`: a view
-   * of it, empty if there is no content; undefined if the file system refuses O_DIRECT (remembered:
-   * the caller reads the usual way, as every later read will).
-   */
-  private async readPastCache(
-    orderId: string,
-    room: Uint8Array,
-    at: number,
-    length: number,
-  ): Promise<Uint8Array | undefined> {
-    try {
-      const data = await this.withContent(orderId, undefined, async (h) => {
-        await this.settled(orderId, h);
-        if (h.readFd === undefined) {
-          // Closed with the handle (closeContent), which waits for this call to finish.
-          const fd = await openDirectReader(h.file);
-          if (h.readFd === undefined) h.readFd = fd;
-          else await fsCall((cb) => close(fd, cb)); // opened meanwhile by another read: keep one
-        }
-        return readDirect(h.readFd, room, at, length);
-      });
-      return data ?? new Uint8Array(0);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
-      this.directRefused = true;
-      return undefined;
+  /** The content opened for reads past the page cache (see direct-reader.ts), at its first such read. */
+  private async directReadFd(h: ContentHandle): Promise<number> {
+    if (h.readFd === undefined) {
+      // Closed with the handle (closeContent), which waits for the call using it to finish.
+      const fd = await openDirectReader(h.file);
+      if (h.readFd === undefined) h.readFd = fd;
+      else await fsCall((cb) => close(fd, cb)); // opened meanwhile by another read: keep one
     }
+    return h.readFd;
   }
   async flush(orderId: string) {
     await this.withContent(orderId, undefined, async (h) => {
