@@ -372,7 +372,6 @@ export class ContentDelivery implements ContentDispatcher {
         return await blockSealer.seal({
           fd: title.fd,
           position: start,
-          plainBytes,
           out,
           fields,
           ads,
