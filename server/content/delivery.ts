@@ -372,6 +372,7 @@ export class ContentDelivery implements ContentDispatcher {
         return await blockSealer.seal({
           fd: title.fd,
           position: start,
+          plainBytes,
           out,
           fields,
           ads,

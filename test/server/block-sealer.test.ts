@@ -53,7 +53,7 @@ test('a block sealed on a thread has the bytes sealChunks gives here, and each c
       const sealed = await sealer.seal({
         fd,
         position: first * CHUNK,
-
+        plainBytes: 8 * CHUNK,
         out,
         fields,
         ads,
@@ -76,16 +76,22 @@ test('a block sealed on a thread has the bytes sealChunks gives here, and each c
     // A block past the file's end is an error for that block only; the thread goes on.
     const beyond = laidOut(orderId, 24, 8, 32);
     await assert.rejects(
-      sealer.seal({ fd, position: 24 * CHUNK, key, ...beyond }),
+      sealer.seal({ fd, position: 24 * CHUNK, plainBytes: 8 * CHUNK, key, ...beyond }),
       /shorter than catalogued/,
     );
-    // So is a file cut in the middle of a block: the chunks before the cut read whole, then one short.
+    // So is a file cut in the middle of a block.
     const cut = join(tempDir(), 'cut.bin');
     writeFileSync(cut, title.subarray(0, 20 * CHUNK + 100));
     const cutFd = openSync(cut, 'r');
     try {
       await assert.rejects(
-        sealer.seal({ fd: cutFd, position: 16 * CHUNK, key, ...laidOut(orderId, 16, 8, total) }),
+        sealer.seal({
+          fd: cutFd,
+          position: 16 * CHUNK,
+          plainBytes: 8 * CHUNK,
+          key,
+          ...laidOut(orderId, 16, 8, total),
+        }),
         /shorter than catalogued/,
       );
     } finally {
@@ -93,7 +99,7 @@ test('a block sealed on a thread has the bytes sealChunks gives here, and each c
     }
     assert.equal(sealer.available, true);
     const again = laidOut(orderId, 0, 8, total);
-    await sealer.seal({ fd, position: 0, key, ...again });
+    await sealer.seal({ fd, position: 0, plainBytes: 8 * CHUNK, key, ...again });
     assert.equal(sealer.sealed, 4);
   } finally {
     closeSync(fd);
@@ -111,7 +117,7 @@ test('jobs on a thread that dies reject as SealerGone, and later blocks are left
     const job = () => ({
       fd,
       position: 0,
-
+      plainBytes: 8 * CHUNK,
       key,
       ...laidOut(crypto.randomUUID(), 0, 8, 8),
     });
