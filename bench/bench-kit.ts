@@ -1,4 +1,4 @@
-/** Shared pieces of the benchmarks: a server child process, a terminal farm child, titles, RSS, percentiles. */
+/** Shared pieces of the benchmarks: a server child process, a terminal farm child, titles, RSS, medians. */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { type AddressInfo, createServer, type Socket } from 'node:net';
@@ -9,6 +9,7 @@ import { MediaStore } from '../server/content/media-store.ts';
 import { SqliteRepository } from '../server/store/sqlite.ts';
 import { RentalClient, type SocketLike } from '../shared/rental-client.ts';
 import { freePort, type ServerProcess, spawnServer } from '../test/reliability/server-process.ts';
+import { percentile } from './percentile.ts';
 
 export const socket = (url: string) => new WebSocket(url) as unknown as SocketLike;
 export const MiB = 1024 * 1024;
@@ -84,11 +85,6 @@ export function median(runs: number[]): { value: number; shown: string } {
   );
   const shown = runs.length > 1 ? ` (median of ${runs.map((r) => r.toFixed(0)).join(', ')})` : '';
   return { value, shown };
-}
-
-export function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
 }
 
 /**

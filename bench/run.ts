@@ -41,13 +41,13 @@ import {
   linkFarm,
   MiB,
   median,
-  percentile,
   rawLoopback,
   rssMb,
   startServer,
   stealMeter,
 } from './bench-kit.ts';
 import { measureOrderFloor } from './order-floor.ts';
+import { percentile } from './percentile.ts';
 
 /** A share as the table shows it: 0.0123 → "1.2 %". */
 const percent = (share: number) => `${(share * 100).toFixed(1)} %`;
@@ -862,6 +862,13 @@ async function main(): Promise<number> {
       results.paced_terminal_cpu_ms_per_order = pacedCpu.terminals;
       results.paced_client_cpu_ms_per_order = pacedCpu.clients;
       const lat = latencies(lic);
+      if (process.env.BENCH_PROBE_LOG) {
+        // For bench/process-probes.ts --orders: the tail against each process's collections.
+        const file = `${process.env.BENCH_PROBE_LOG}-orders.json`;
+        const sent = (e: FarmEvent) => sentAt.get(e.orderId as string) as number;
+        writeFileSync(file, JSON.stringify(lic.map((e) => [sent(e), (e.at as number) - sent(e)])));
+        console.log(`the ${rate}/s run's orders: ${file}`);
+      }
       if (process.env.BENCH_DEBUG) {
         // Where the time goes, from the server's log: placed (stored and flushed), licence sent.
         const at = new Map<string, Record<string, number>>();

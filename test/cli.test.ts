@@ -106,6 +106,10 @@ test('every command rejects missing or invalid arguments with a message and a no
       /--rounds must be a whole number from 1 to 20/,
     ],
     ['bench/compare.ts', ['--base', 'HEAD', '--only', 'orders,nope'], /--only takes measures/],
+    ['bench/process-probes.ts', [], /name at least one probe file/],
+    ['bench/process-probes.ts', ['a.txt', 'b.txt'], /one probe file at a time/],
+    ['bench/process-probes.ts', ['/no/such/probes.txt'], /no such file/],
+    ['bench/process-probes.ts', ['--orders', '/no/such/orders.json', 'p.txt'], /--orders: cannot read/],
   ];
   for (const [script, args, want] of cases) {
     const r = run(script, args);
@@ -187,6 +191,51 @@ test('ingest refuses a truncated or corrupt clip with the reason, and keeps noth
   }
   assert.doesNotMatch(run('server/cli.ts', ['catalog', '--data', data]).stdout, /Bad/);
   assert.deepEqual(readdirSync(join(data, 'media')), [], 'no media file or temporary left');
+});
+
+test('bench/process-probes.ts: the slowest orders against the major collections, and orders files checked', async () => {
+  const { tailAgainstCollections, MARKING_LEAD_MS } = await import('../bench/process-probes.ts');
+  // 200 orders a millisecond apart, 5 ms each, but for two slow ones: one meets a collection's
+  // pause, the other meets the marking before it (placed 40 ms before the pause, 50 ms long).
+  const orders: [number, number][] = Array.from({ length: 200 }, (_, i) => [1000 + i, 5]);
+  orders[10] = [1010, 30];
+  orders[150] = [1150, 50];
+  const pauses: [number, number][] = [
+    [1030, 4],
+    [1150 + 40, 6],
+  ];
+  const t = tailAgainstCollections(orders, pauses);
+  assert.equal(t.slowest, 2);
+  assert.equal(t.slowestDuringCollection, 2);
+  assert.equal(t.p99, 30, 'the 99th percentile of 200: the second slowest');
+  assert.equal(t.p99Clear, 5, 'the orders that met no collection');
+  // Fast orders placed in the marking lead before the second pause, or during a pause, count too.
+  const during = orders.filter(([at, ms]) =>
+    pauses.some(([start, p]) => at <= start + p && start - MARKING_LEAD_MS <= at + ms),
+  ).length;
+  assert.equal(t.duringCollection, during);
+  assert.equal(tailAgainstCollections(orders, []).slowestDuringCollection, 0);
+
+  const dir = tempDir('rd-probes-');
+  const bad = join(dir, 'orders.json');
+  writeFileSync(
+    bad,
+    JSON.stringify([
+      [1, 2],
+      [3, 'x'],
+    ]),
+  );
+  const probe = join(dir, 'probe.txt');
+  writeFileSync(probe, '1030 gc major 4.00\n1100 gc minor 1.00\n');
+  const refused = run('bench/process-probes.ts', ['--orders', bad, probe]);
+  assert.equal(refused.status, 2);
+  assert.match(refused.stderr, /is not a list of \[placed at, ms\] pairs/);
+  const good = join(dir, 'orders-good.json');
+  writeFileSync(good, JSON.stringify(orders));
+  const report = run('bench/process-probes.ts', ['--orders', good, probe]);
+  assert.equal(report.status, 0, report.stderr);
+  assert.match(report.stdout, /1 major collections during the run \(pauses 4\.0 ms\)/);
+  assert.match(report.stdout, /200 orders, p99 30 ms; of the 2 slowest, 1 were under way/);
 });
 
 test('bench/compare.ts: the figures every run has, each run beside the means, and head over base', async () => {
