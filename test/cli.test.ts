@@ -196,13 +196,13 @@ test('ingest refuses a truncated or corrupt clip with the reason, and keeps noth
 test('bench/process-probes.ts: the slowest orders against the major collections, and orders files checked', async () => {
   const { tailAgainstCollections, MARKING_LEAD_MS } = await import('../bench/process-probes.ts');
   // 200 orders a millisecond apart, 5 ms each, but for two slow ones: one meets a collection's
-  // pause, the other meets the marking before it (placed 40 ms before the pause, 50 ms long).
+  // pause, the other only the marking before the next (it ends 40 ms before that pause).
   const orders: [number, number][] = Array.from({ length: 200 }, (_, i) => [1000 + i, 5]);
   orders[10] = [1010, 30];
-  orders[150] = [1150, 50];
+  orders[150] = [1100, 50];
   const pauses: [number, number][] = [
     [1030, 4],
-    [1150 + 40, 6],
+    [1190, 6],
   ];
   const t = tailAgainstCollections(orders, pauses);
   assert.equal(t.slowest, 2);
