@@ -108,7 +108,10 @@ export function nativeSecretboxSeal(message: Uint8Array, key: Uint8Array): Uint8
   const sn = loadNative();
   if (!sn) return secretboxSeal(message, key);
   const n = sn.crypto_secretbox_NONCEBYTES;
-  const out = Buffer.allocUnsafe(n + sn.crypto_secretbox_MACBYTES + message.length);
+  // Memory of its own, not a slice of Node's shared 8 KiB pool: an order's wrapped key is kept with
+  // its row in the store's cache for many seconds, and a pooled one kept its whole 8 KiB slab alive
+  // (1,240 slabs, 10 MB, for 6,000 cached orders in a heap snapshot of the orders benchmark).
+  const out = Buffer.allocUnsafeSlow(n + sn.crypto_secretbox_MACBYTES + message.length);
   fillRandom(out, 0, n);
   sn.crypto_secretbox_easy(out.subarray(n), buf(message), out.subarray(0, n), buf(key));
   return out;

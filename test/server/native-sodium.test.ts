@@ -72,4 +72,7 @@ test('native licences, signatures and wrapped keys interoperate with the shared 
     new Uint8Array(contentKey),
   );
   assert.throws(() => nativeSecretboxOpen(nativeSecretboxSeal(contentKey, storageKey), randomBytes(32)));
+  // A wrapped key is kept with its order for long: it must not hold a slab of Node's Buffer pool.
+  const wrapped = nativeSecretboxSeal(contentKey, storageKey);
+  assert.equal(wrapped.buffer.byteLength, wrapped.length, 'the wrapped key has memory of its own');
 });
