@@ -5,20 +5,29 @@
  * by the pool's end.
  */
 export class BackgroundWork {
-  private readonly pending = new Set<Promise<void>>();
+  /**
+   * Counted, not kept in a Set: work comes and goes many times a second, and a long-lived Set of it
+   * had everything ever added promoted to V8's old generation (see churn-map.ts).
+   */
+  private running = 0;
+  private idle: (() => void)[] = [];
 
   /** Track `work`; a failure goes to `onError` (a log line), never to the caller. */
   add(work: Promise<unknown>, onError: (err: unknown) => void): void {
-    const w = work.then(
-      () => undefined,
-      (err) => onError(err),
-    );
-    this.pending.add(w);
-    void w.finally(() => this.pending.delete(w));
+    this.running++;
+    void work
+      .then(
+        () => undefined,
+        (err) => onError(err),
+      )
+      .finally(() => {
+        if (--this.running > 0) return;
+        for (const wake of this.idle.splice(0)) wake();
+      });
   }
 
   /** Resolves once none is under way, what started meanwhile included. */
   async settled(): Promise<void> {
-    while (this.pending.size > 0) await Promise.allSettled(this.pending);
+    while (this.running > 0) await new Promise<void>((wake) => this.idle.push(wake));
   }
 }

@@ -9,9 +9,11 @@
  * it signs. Without sodium-native, or once the worker has died, licences are issued on the event
  * loop as before.
  */
+
 import type { Worker } from 'node:worker_threads';
 import { type SignedEnvelope, signedBytes } from '../shared/crypto.ts';
 import { type LicenceFields, licenceBody } from '../shared/licence.ts';
+import { ChurnMap } from './churn-map.ts';
 import { log } from './log.ts';
 import { nativeIssueLicence, sodiumWorker, terminalKeys } from './native-sodium.ts';
 
@@ -56,7 +58,8 @@ export class LicenceSigner {
   private failed = false;
   private nextId = 0;
   private queued: Request[] = [];
-  private readonly waiting = new Map<number, Waiting>();
+  /** Licences on the thread, by request id (a ChurnMap: a licence waits milliseconds). */
+  private waiting = new ChurnMap<number, Waiting>();
 
   constructor(private readonly signSecretKey: Uint8Array) {}
 
@@ -133,9 +136,6 @@ export class LicenceSigner {
   /** Everything asked for and not answered, issued on the event loop. */
   private issueHere(): void {
     this.queued = [];
-    for (const [id, w] of this.waiting) {
-      this.waiting.delete(id);
-      w.resolve(w.here());
-    }
+    for (const w of this.waiting.drain()) w.resolve(w.here());
   }
 }

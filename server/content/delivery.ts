@@ -6,10 +6,12 @@
  * from, so a broken transfer (or a restarted server) resumes where the terminal's storage left off;
  * a new delivery starts from the first chunk without asking (DeliveryOffer.pushed).
  */
+
 import { chunkCount, plainChunkLength, type SignedEnvelope } from '../../shared/crypto.ts';
 import { RentalError } from '../../shared/errors.ts';
 import { LIMITS } from '../../shared/limits.ts';
 import type { ContentState } from '../../shared/protocol.ts';
+import { ChurnMap } from '../churn-map.ts';
 import type { Conn, ConnectionHub } from '../connection-hub.ts';
 import { log } from '../log.ts';
 import type { Repository } from '../store/repository.ts';
@@ -103,8 +105,9 @@ class SendTurns {
 
 export class ContentDelivery implements ContentDispatcher {
   private readonly turns = new SendTurns();
-  private readonly pending = new Map<string, DeliveryInstruction>();
-  private readonly sessions = new Map<string, Session>();
+  // ChurnMaps: a delivery's entries come and go many times a second (see churn-map.ts).
+  private readonly pending = new ChurnMap<string, DeliveryInstruction>();
+  private readonly sessions = new ChurnMap<string, Session>();
   private readonly sendBlocks = new FramePool(
     READ_AHEAD_CHUNKS * chunkMessageBytes(LIMITS.chunkSize),
     IDLE_SEND_BLOCKS,
@@ -143,7 +146,7 @@ export class ContentDelivery implements ContentDispatcher {
     // Every closed connection, including one replaced by the same terminal reconnecting (which
     // does not count as the terminal going offline).
     hub.on('conn-closed', (conn) => {
-      for (const [orderId, s] of this.sessions) {
+      for (const [orderId, s] of this.sessions.entries()) {
         if (s.conn === conn) {
           this.stop(orderId);
           this.report({ orderId, have: s.have, total: s.total, state: 'waiting-terminal' });
@@ -183,7 +186,7 @@ export class ContentDelivery implements ContentDispatcher {
 
   /** Orders being delivered right now (for status pages and tests). */
   active(): string[] {
-    return [...this.sessions.keys()];
+    return this.sessions.keys();
   }
 
   private sessionFor(conn: Conn, orderId: string): Session {

@@ -7,9 +7,11 @@
  * The licence is never sent before its key-delivery time and never at or after notAfter, and it
  * is issued once: a resend carries the same signed bytes.
  */
+
 import { RentalError } from '../../shared/errors.ts';
 import { BackgroundWork } from '../background-work.ts';
 import { BoundedCache } from '../bounded-cache.ts';
+import { ChurnMap } from '../churn-map.ts';
 import type { Cluster } from '../cluster.ts';
 import type { Conn, ConnectionHub } from '../connection-hub.ts';
 import type { ContentDispatcher, DeliveryStatus, PrerollAttachment } from '../content/delivery.ts';
@@ -126,7 +128,7 @@ export class DeliveryQueue {
     });
     return done;
   }
-  private readonly statusChains = new Map<string, Promise<void>>();
+  private readonly statusChains = new ChurnMap<string, Promise<void>>();
 
   private async recordStatus(s: DeliveryStatus): Promise<void> {
     const o = await this.repo.orderById(s.orderId);

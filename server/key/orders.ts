@@ -3,6 +3,7 @@
  * delivery time. Placing one creates the per-order secret key, stores order and jobs in one durable
  * transaction, and only then acknowledges.
  */
+
 import { classify } from '../../shared/classification.ts';
 import { chunkCount } from '../../shared/crypto.ts';
 import { RentalError } from '../../shared/errors.ts';
@@ -10,6 +11,7 @@ import { LIMITS } from '../../shared/limits.ts';
 import { orderTimes } from '../../shared/order-times.ts';
 import type { OrderStatus, OrderView } from '../../shared/protocol.ts';
 import { BoundedCache } from '../bounded-cache.ts';
+import { ChurnMap } from '../churn-map.ts';
 import type { Cluster } from '../cluster.ts';
 import type { ConnectionHub } from '../connection-hub.ts';
 import { log } from '../log.ts';
@@ -200,7 +202,7 @@ export class Orders {
   /** Orders to publish at the end of this turn. */
   private readonly toPush = new Set<string>();
   /** Orders updated (or answered) less than ORDER_PUSH_COOLDOWN_MS ago, and whether they changed since. */
-  private readonly cooling = new Map<string, boolean>();
+  private readonly cooling = new ChurnMap<string, boolean>();
   /** Cooldowns started this turn: they share one timer. */
   private starting: string[] = [];
   private startCooldown(orderId: string): void {

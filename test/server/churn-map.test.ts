@@ -1,0 +1,40 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ChurnMap } from '../../server/churn-map.ts';
+
+test('ChurnMap: set, get, has, delete and size as a Map; values and keys in order; drain empties it', () => {
+  const m = new ChurnMap<string, number>();
+  assert.equal(m.size, 0);
+  m.set('b-order', 1);
+  m.set('a-order', 2);
+  m.set('b-order', 3); // replacing does not count twice
+  assert.equal(m.size, 2);
+  assert.equal(m.get('b-order'), 3);
+  assert.equal(m.has('a-order'), true);
+  assert.equal(m.has('nope'), false);
+  assert.equal(m.get('nope'), undefined);
+  assert.deepEqual(m.keys(), ['b-order', 'a-order'], 'string keys in the order they were first set');
+  assert.deepEqual(m.entries(), [
+    ['b-order', 3],
+    ['a-order', 2],
+  ]);
+  assert.equal(m.delete('b-order'), true);
+  assert.equal(m.delete('b-order'), false, 'a second delete finds nothing');
+  assert.equal(m.size, 1);
+  // Keys that are also names on Object.prototype are plain keys here.
+  m.set('constructor', 7);
+  m.set('__proto__', 8);
+  assert.equal(m.get('constructor'), 7);
+  assert.equal(m.get('__proto__'), 8);
+  assert.equal(m.has('toString'), false);
+  assert.equal(m.size, 3);
+  assert.deepEqual(m.drain().sort(), [2, 7, 8]);
+  assert.equal(m.size, 0);
+  assert.deepEqual(m.values(), []);
+
+  const ids = new ChurnMap<number, string>();
+  for (const id of [3, 1, 2]) ids.set(id, `licence ${id}`);
+  assert.deepEqual(ids.values(), ['licence 1', 'licence 2', 'licence 3'], 'whole-number keys ascending');
+  ids.delete(2);
+  assert.deepEqual(ids.drain(), ['licence 1', 'licence 3']);
+});
