@@ -7,7 +7,7 @@
 export class BackgroundWork {
   /**
    * Counted, not kept in a Set: work comes and goes many times a second, and a long-lived Set of it
-   * had everything ever added promoted to V8's old generation (see churn-map.ts).
+   * had everything ever added promoted to V8's old generation (see shared/churn-map.ts).
    */
   private running = 0;
   private idle: (() => void)[] = [];

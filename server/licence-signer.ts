@@ -11,9 +11,9 @@
  */
 
 import type { Worker } from 'node:worker_threads';
+import { ChurnMap } from '../shared/churn-map.ts';
 import { type SignedEnvelope, signedBytes } from '../shared/crypto.ts';
 import { type LicenceFields, licenceBody } from '../shared/licence.ts';
-import { ChurnMap } from './churn-map.ts';
 import { log } from './log.ts';
 import { nativeIssueLicence, sodiumWorker, terminalKeys } from './native-sodium.ts';
 

@@ -3,6 +3,7 @@
  * demo. The socket implementation is injected (browser WebSocket or the `ws` package), so this
  * module stays free of Node and DOM imports.
  */
+import { ChurnMap } from './churn-map.ts';
 import { type ErrorCode, RentalError } from './errors.ts';
 import {
   type CustomerMessage,
@@ -41,7 +42,8 @@ type PushType = Exclude<ServerMessage['type'], 'result' | 'error' | 'server.hell
 export class RentalClient {
   private ws: SocketLike | undefined;
   private nextId = 1;
-  private readonly waiting = new Map<
+  /** Requests awaiting their answer (a ChurnMap: each waits milliseconds; see churn-map.ts). */
+  private readonly waiting = new ChurnMap<
     number,
     { type: CustomerType; resolve: (v: unknown) => void; reject: (e: Error) => void }
   >();
@@ -70,9 +72,8 @@ export class RentalClient {
       });
       ws.addEventListener('close', () => {
         this.openPromise = undefined;
-        for (const w of this.waiting.values())
+        for (const w of this.waiting.drain())
           w.reject(new RentalError('INTERNAL', 'connection to the server closed'));
-        this.waiting.clear();
         for (const fn of this.closeListeners) fn();
         if (!opened) reject(new RentalError('INTERNAL', `cannot reach the server at ${this.url}`));
       });

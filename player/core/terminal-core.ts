@@ -4,6 +4,7 @@
  * it arrives (resuming where storage left off), verifies licences against the pinned server key,
  * decrypts only inside the window by trusted time, and wipes key and ciphertext when it closes.
  */
+import { ChurnMap } from '../../shared/churn-map.ts';
 import {
   ChunkOpener,
   chunkCount,
@@ -164,9 +165,10 @@ export class TerminalCore {
   private trusted!: TrustedClock;
   private serverPublicKey: Uint8Array | undefined;
   private readonly links = new Map<string, Link>();
-  private readonly downloads = new Map<string, Download>();
+  // ChurnMaps: a download's entries come and go with every order (see shared/churn-map.ts).
+  private readonly downloads = new ChurnMap<string, Download>();
   /** The last write chain per order, so a resumed download starts after the old one settled. */
-  private readonly writeChains = new Map<string, Promise<void>>();
+  private readonly writeChains = new ChurnMap<string, Promise<void>>();
   private readonly expiryTimers = new Map<string, ReturnType<typeof setTimeout>>();
   private stopped = false;
   private nextId = 1;
@@ -414,7 +416,7 @@ export class TerminalCore {
     });
     ws.addEventListener('error', () => {});
     ws.addEventListener('close', () => {
-      for (const [orderId, d] of this.downloads) {
+      for (const [orderId, d] of this.downloads.entries()) {
         if (d.link !== link) continue;
         d.failed = true; // stop writing for a dead link; the next offer resumes from storage
         this.dropUnwritten(d);

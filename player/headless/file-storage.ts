@@ -1,7 +1,9 @@
 /** Terminal storage in a folder: the headless terminal's. Identity is a 0600 file. */
+
 import { close, existsSync, fdatasync, mkdirSync, read, readFile, writev } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import { join, sep } from 'node:path';
+import { ChurnMap } from '../../shared/churn-map.ts';
 import {
   cipherChunkLength,
   fromB64,
@@ -34,7 +36,7 @@ import { openReadWrite, replaceFile, storeWholeFile } from './file-worker.ts';
  * making `dir` first if given. Writes to one file run one after another in the order they were asked
  * for (two links saving state at once must not share a temporary file, and the last word wins).
  */
-const writesInFlight = new Map<string, Promise<void>>();
+const writesInFlight = new ChurnMap<string, Promise<void>>();
 function writeAtomic(file: string, text: string | Uint8Array, durable = true, dir?: string): Promise<void> {
   const replace = () => replaceFile(file, text, durable, dir);
   const done = (writesInFlight.get(file) ?? Promise.resolve()).then(replace, replace);
@@ -105,10 +107,12 @@ export class FileStorage implements TerminalStorage {
    * Files being made or replaced right now. `close` waits for them: a terminal that stopped must not
    * make a file afterwards (a folder being deleted then would not be empty).
    */
-  private readonly making = new Set<Promise<unknown>>();
+  private readonly making = new ChurnMap<number, Promise<unknown>>();
+  private nextMaking = 0;
   private track<T>(p: Promise<T>): Promise<T> {
-    this.making.add(p);
-    const forget = () => this.making.delete(p);
+    const id = this.nextMaking++;
+    this.making.set(id, p);
+    const forget = () => this.making.delete(id);
     p.then(forget, forget);
     return p;
   }
@@ -166,7 +170,7 @@ export class FileStorage implements TerminalStorage {
    * a synced record replaces them: writing them cost a terminal five file calls per rental, and if
    * the process dies first, the server offers again. Bounded; beyond it they are written.
    */
-  private readonly unsynced = new Map<string, StoredRental>();
+  private readonly unsynced = new ChurnMap<string, StoredRental>();
   async putRental(r: StoredRental, opts: { durable?: boolean } = {}) {
     if (opts.durable === false && (this.unsynced.has(r.orderId) || this.unsynced.size < MAX_UNSYNCED)) {
       this.unsynced.set(r.orderId, { ...r });
@@ -182,7 +186,7 @@ export class FileStorage implements TerminalStorage {
    * closed only when no call is using it: a descriptor closed under a write in flight could be
    * reused by the next open, and the write land in another file.
    */
-  private readonly handles = new Map<string, ContentHandle>();
+  private readonly handles = new ChurnMap<string, ContentHandle>();
   /**
    * Big titles are written the usual way: the folder is in memory (tmpfs), or its file system
    * refused O_DIRECT.
@@ -218,7 +222,7 @@ export class FileStorage implements TerminalStorage {
         h = { file, fd, busy: 0, closing: false };
         this.handles.set(orderId, h);
         if (this.handles.size > MAX_OPEN_FILES)
-          void this.release(this.handles.keys().next().value as string).catch(() => undefined);
+          void this.release(this.handles.keys()[0] as string).catch(() => undefined);
       }
     }
     h.busy++;
@@ -321,8 +325,8 @@ export class FileStorage implements TerminalStorage {
   async close() {
     // What was started before, and what those started in turn (a few rounds: no livelock).
     for (let round = 0; round < 10 && this.making.size > 0; round++)
-      await Promise.allSettled([...this.making]);
-    for (const id of [...this.handles.keys()]) await this.release(id);
+      await Promise.allSettled(this.making.values());
+    for (const id of this.handles.keys()) await this.release(id);
   }
 
   async writeChunk(r: StoredRental, index: number, cipher: Uint8Array) {

@@ -8,7 +8,9 @@
  * process, so the event loop writes and syncs content through them as before (on libuv's pool,
  * which runs several at once: big writes and syncs should not queue behind each other here).
  */
+
 import { Worker } from 'node:worker_threads';
+import { ChurnMap } from '../../shared/churn-map.ts';
 
 /**
  * The worker's code, plain JavaScript: the installed `rental-terminal` command loads TypeScript
@@ -88,12 +90,12 @@ interface Reply {
 /** One worker per process, shared by every folder storage in it; made on first use, again after a crash. */
 let worker: Worker | undefined;
 let nextId = 0;
-const waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+/** Requests the worker has not answered (a ChurnMap: each waits milliseconds; see shared/churn-map.ts). */
+const waiting = new ChurnMap<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
 
 function failAll(err: Error) {
   worker = undefined;
-  for (const w of waiting.values()) w.reject(err);
-  waiting.clear();
+  for (const w of waiting.drain()) w.reject(err);
 }
 
 function theWorker(): Worker {

@@ -7,11 +7,11 @@
  * a new delivery starts from the first chunk without asking (DeliveryOffer.pushed).
  */
 
+import { ChurnMap } from '../../shared/churn-map.ts';
 import { chunkCount, plainChunkLength, type SignedEnvelope } from '../../shared/crypto.ts';
 import { RentalError } from '../../shared/errors.ts';
 import { LIMITS } from '../../shared/limits.ts';
 import type { ContentState } from '../../shared/protocol.ts';
-import { ChurnMap } from '../churn-map.ts';
 import type { Conn, ConnectionHub } from '../connection-hub.ts';
 import { log } from '../log.ts';
 import type { Repository } from '../store/repository.ts';
@@ -105,7 +105,7 @@ class SendTurns {
 
 export class ContentDelivery implements ContentDispatcher {
   private readonly turns = new SendTurns();
-  // ChurnMaps: a delivery's entries come and go many times a second (see churn-map.ts).
+  // ChurnMaps: a delivery's entries come and go many times a second (see shared/churn-map.ts).
   private readonly pending = new ChurnMap<string, DeliveryInstruction>();
   private readonly sessions = new ChurnMap<string, Session>();
   private readonly sendBlocks = new FramePool(

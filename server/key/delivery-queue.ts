@@ -8,10 +8,10 @@
  * is issued once: a resend carries the same signed bytes.
  */
 
+import { ChurnMap } from '../../shared/churn-map.ts';
 import { RentalError } from '../../shared/errors.ts';
 import { BackgroundWork } from '../background-work.ts';
 import { BoundedCache } from '../bounded-cache.ts';
-import { ChurnMap } from '../churn-map.ts';
 import type { Cluster } from '../cluster.ts';
 import type { Conn, ConnectionHub } from '../connection-hub.ts';
 import type { ContentDispatcher, DeliveryStatus, PrerollAttachment } from '../content/delivery.ts';

@@ -4,6 +4,7 @@
  * transaction, and only then acknowledges.
  */
 
+import { ChurnMap } from '../../shared/churn-map.ts';
 import { classify } from '../../shared/classification.ts';
 import { chunkCount } from '../../shared/crypto.ts';
 import { RentalError } from '../../shared/errors.ts';
@@ -11,7 +12,6 @@ import { LIMITS } from '../../shared/limits.ts';
 import { orderTimes } from '../../shared/order-times.ts';
 import type { OrderStatus, OrderView } from '../../shared/protocol.ts';
 import { BoundedCache } from '../bounded-cache.ts';
-import { ChurnMap } from '../churn-map.ts';
 import type { Cluster } from '../cluster.ts';
 import type { ConnectionHub } from '../connection-hub.ts';
 import { log } from '../log.ts';

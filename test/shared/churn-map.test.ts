@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ChurnMap } from '../../server/churn-map.ts';
+import { ChurnMap } from '../../shared/churn-map.ts';
 
 test('ChurnMap: set, get, has, delete and size as a Map; values and keys in order; drain empties it', () => {
   const m = new ChurnMap<string, number>();
