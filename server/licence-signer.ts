@@ -9,7 +9,6 @@
  * it signs. Without sodium-native, or once the worker has died, licences are issued on the event
  * loop as before.
  */
-
 import type { Worker } from 'node:worker_threads';
 import { ChurnMap } from '../shared/churn-map.ts';
 import { type SignedEnvelope, signedBytes } from '../shared/crypto.ts';

@@ -3,13 +3,12 @@
  * signing thread, an order's update cooldown, a delivery under way. It keeps them in a plain object.
  *
  * A long-lived `Map` or `Set` links each hash table it outgrows to the next one. Once one of those
- * tables has reached V8's old generation, the young collections take the chain behind it as alive
+ * tables has reached V8's old generation, the young collections keep the chain behind it alive
  * until the next full collection: everything put into the map since (and all it referenced) was
- * promoted, although taken out long before. At 1,000 orders a second that filled the server's old
- * generation by megabytes a second and brought a full collection every few seconds, the slowest
- * orders' main cause (docs/benchmarks-history.md, the twenty-first session). A lab loop with 60 KB
- * short-lived entries, a thousand a second: a long-lived Map promoted 30 MB in eight scavenges, a
- * plain object nothing.
+ * promoted, although taken out long before. A lab loop with 60 KB short-lived entries, a thousand a
+ * second: a long-lived Map promoted 30 MB in eight scavenges, a plain object nothing. In the orders
+ * benchmark the server's old generation grew by 6.4-7.8 MB a second at 1,000/s, 4.5-5.7 with these
+ * (docs/benchmarks-history.md, the twenty-first session).
  */
 export class ChurnMap<K extends string | number, V> {
   private byKey: Record<string | number, V> = Object.create(null);

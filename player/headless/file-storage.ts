@@ -1,5 +1,4 @@
 /** Terminal storage in a folder: the headless terminal's. Identity is a 0600 file. */
-
 import { close, existsSync, fdatasync, mkdirSync, read, readFile, writev } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import { join, sep } from 'node:path';

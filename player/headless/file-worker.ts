@@ -8,7 +8,6 @@
  * process, so the event loop writes and syncs content through them as before (on libuv's pool,
  * which runs several at once: big writes and syncs should not queue behind each other here).
  */
-
 import { Worker } from 'node:worker_threads';
 import { ChurnMap } from '../../shared/churn-map.ts';
 

@@ -6,7 +6,6 @@
  * from, so a broken transfer (or a restarted server) resumes where the terminal's storage left off;
  * a new delivery starts from the first chunk without asking (DeliveryOffer.pushed).
  */
-
 import { ChurnMap } from '../../shared/churn-map.ts';
 import { chunkCount, plainChunkLength, type SignedEnvelope } from '../../shared/crypto.ts';
 import { RentalError } from '../../shared/errors.ts';

@@ -7,7 +7,6 @@
  * The licence is never sent before its key-delivery time and never at or after notAfter, and it
  * is issued once: a resend carries the same signed bytes.
  */
-
 import { ChurnMap } from '../../shared/churn-map.ts';
 import { RentalError } from '../../shared/errors.ts';
 import { BackgroundWork } from '../background-work.ts';

@@ -3,7 +3,6 @@
  * delivery time. Placing one creates the per-order secret key, stores order and jobs in one durable
  * transaction, and only then acknowledges.
  */
-
 import { ChurnMap } from '../../shared/churn-map.ts';
 import { classify } from '../../shared/classification.ts';
 import { chunkCount } from '../../shared/crypto.ts';
