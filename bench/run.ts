@@ -833,9 +833,10 @@ async function main(): Promise<number> {
       };
       // Warm-up, not counted: the first seconds of a fresh process pay for compiling the code paths,
       // growing the WAL file and the terminals' first folders. Its p99 is reported beside.
+      const placedAt = (e: FarmEvent) => sentAt.get(e.orderId as string) as number;
       /** Order placed → licence stored, sorted. */
       const latencies = (lic: FarmEvent[]) =>
-        lic.map((e) => (e.at as number) - (sentAt.get(e.orderId as string) as number)).sort((a, b) => a - b);
+        lic.map((e) => (e.at as number) - placedAt(e)).sort((a, b) => a - b);
       const warm = await paced(0, Math.min(total, 2 * rate));
       const warmLat = latencies(warm.lic);
       results[`order_to_licence_warmup_p99_ms_at_${rate}`] = percentile(warmLat, 99);
@@ -865,8 +866,7 @@ async function main(): Promise<number> {
       if (process.env.BENCH_PROBE_LOG) {
         // For bench/process-probes.ts --orders: the tail against each process's collections.
         const file = `${process.env.BENCH_PROBE_LOG}-orders.json`;
-        const sent = (e: FarmEvent) => sentAt.get(e.orderId as string) as number;
-        writeFileSync(file, JSON.stringify(lic.map((e) => [sent(e), (e.at as number) - sent(e)])));
+        writeFileSync(file, JSON.stringify(lic.map((e) => [placedAt(e), (e.at as number) - placedAt(e)])));
         console.log(`the ${rate}/s run's orders: ${file}`);
       }
       if (process.env.BENCH_DEBUG) {

@@ -58,7 +58,7 @@ export class LicenceSigner {
   private nextId = 0;
   private queued: Request[] = [];
   /** Licences on the thread, by request id (a ChurnMap: a licence waits milliseconds). */
-  private waiting = new ChurnMap<number, Waiting>();
+  private readonly waiting = new ChurnMap<number, Waiting>();
 
   constructor(private readonly signSecretKey: Uint8Array) {}
 
