@@ -210,7 +210,7 @@ export class DeliveryQueue {
    * own arrival can land after its licence went out (the presence write and its notice are slow
    * on a busy database): the job runs again, but the same connection does not get it twice.
    */
-  private readonly awaitingAck = new WeakMap<Conn, Set<string>>();
+  private readonly awaitingAck = new WeakMap<Conn, ChurnMap<string, true>>();
 
   /** A terminal's public key never changes, and every licence needs one: read once per terminal. */
   private readonly terminalKeys = new BoundedCache<string, Uint8Array>(10_000);
@@ -321,9 +321,14 @@ export class DeliveryQueue {
       licence = await this.repo.saveLicence(o.id, licence, now);
     }
     // Taken until acknowledged; a reconnecting terminal wakes the job and gets the same licence again.
-    const sent = this.awaitingAck.get(conn) ?? new Set<string>();
+    // A ChurnMap: a connection's ids come and go within milliseconds (see there).
+    let sent = this.awaitingAck.get(conn);
+    if (!sent) {
+      sent = new ChurnMap();
+      this.awaitingAck.set(conn, sent);
+    }
     if (sent.has(o.id)) return;
-    this.awaitingAck.set(conn, sent.add(o.id));
+    sent.set(o.id, true);
     conn.send({ type: 'licence.deliver', orderId: o.id, licence });
     log('info', 'licence-sent', { orderId: o.id, terminalId: o.terminalId });
   }

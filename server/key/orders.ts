@@ -196,10 +196,13 @@ export class Orders {
       return;
     }
     this.startCooldown(orderId);
-    this.toPush.add(orderId);
+    this.toPush.push(orderId);
   }
-  /** Orders to publish at the end of this turn. */
-  private readonly toPush = new Set<string>();
+  /**
+   * Orders to publish at the end of this turn (each once: a pushed order is cooling until then). A
+   * fresh array each turn, as `starting`: a long-lived Set kept every id it ever held (see ChurnMap).
+   */
+  private toPush: string[] = [];
   /** Orders updated (or answered) less than ORDER_PUSH_COOLDOWN_MS ago, and whether they changed since. */
   private readonly cooling = new ChurnMap<string, boolean>();
   /** Cooldowns started this turn: they share one timer. */
@@ -210,8 +213,8 @@ export class Orders {
       setImmediate(() => {
         const ids = this.starting;
         this.starting = [];
-        const changed = [...this.toPush];
-        this.toPush.clear();
+        const changed = this.toPush;
+        this.toPush = [];
         for (const id of changed) this.cluster.publish('order', id);
         // A late update does not keep a stopping server up.
         setTimeout(() => this.cooled(ids), ORDER_PUSH_COOLDOWN_MS).unref();

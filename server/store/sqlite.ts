@@ -1,6 +1,7 @@
 /** SQLite (better-sqlite3, WAL) implementation of the repository: the embedded default. */
 import { closeSync, fdatasync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
+import { ChurnMap } from '../../shared/churn-map.ts';
 import type { Classification } from '../../shared/classification.ts';
 import { BoundedCache } from '../bounded-cache.ts';
 import { log } from '../log.ts';
@@ -62,6 +63,8 @@ import { WalCheckpointer } from './wal-checkpointer.ts';
  * together), for 3 ms more before an order or a licence is acknowledged.
  */
 export const COMMIT_WINDOW_MS = 3;
+/** Orders remembered as not yet licensed (see `unlicensed`): a bound, as for the caches. */
+const UNLICENSED_KEPT = 20_000;
 
 export class SqliteRepository implements Repository {
   private readonly db: Database.Database;
@@ -440,7 +443,7 @@ export class SqliteRepository implements Repository {
       this.insertOrder(o, jobs);
       this.write(INSERT_CLASSIFICATION, ...classificationParams(o, c));
       this.orderRows.set(o.id, { ...o });
-      this.unlicensed.set(o.id, true);
+      if (this.unlicensed.size < UNLICENSED_KEPT) this.unlicensed.set(o.id, true);
       this.noteRecentOrder(o);
     });
   }
@@ -518,7 +521,7 @@ export class SqliteRepository implements Repository {
   private readonly orderRows = new BoundedCache<string, OrderRow>(20_000);
   private forgetCopies() {
     this.orderRows.clear();
-    this.unlicensed.clear();
+    this.unlicensed.drain();
     this.recentOrders.clear();
   }
   /** Terminal names for customers' order updates (titles come from the catalog items kept above). */
@@ -675,11 +678,13 @@ export class SqliteRepository implements Repository {
   /**
    * Orders this process stored and has issued no licence for: asking the table for their licence
    * (once per order, before it is issued) finds none. A licence stored by another handle meanwhile
-   * still wins: saveLicence keeps the first.
+   * still wins: saveLicence keeps the first. Most leave within milliseconds, so a ChurnMap (see
+   * there): in a Map, they kept the Map's outgrown tables alive. Orders licensed later (a rental that
+   * starts tomorrow) stay; beyond UNLICENSED_KEPT of them, the table is asked.
    */
-  private readonly unlicensed = new BoundedCache<string, true>(20_000);
+  private readonly unlicensed = new ChurnMap<string, true>();
   async licenceOf(orderId: string) {
-    if (this.unlicensed.get(orderId)) return undefined;
+    if (this.unlicensed.has(orderId)) return undefined;
     return this.storedLicence(orderId);
   }
   private storedLicence(orderId: string) {
