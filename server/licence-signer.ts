@@ -45,10 +45,12 @@ interface Request {
   key: Uint8Array;
   boxPk: Uint8Array;
 }
+/** A licence on the thread, with what it takes to issue it on the event loop if the thread dies first. */
 interface Waiting {
   resolve: (l: SignedEnvelope) => void;
-  /** The same licence issued on the event loop, if the worker dies first. */
-  here: () => SignedEnvelope;
+  fields: LicenceFields;
+  contentKey: Uint8Array;
+  terminalSignPublicKey: Uint8Array;
 }
 
 export class LicenceSigner {
@@ -68,9 +70,11 @@ export class LicenceSigner {
     contentKey: Uint8Array,
     terminalSignPublicKey: Uint8Array,
   ): Promise<SignedEnvelope> {
-    const here = () => nativeIssueLicence(this.signSecretKey, fields, contentKey, terminalSignPublicKey);
     const worker = this.theWorker();
-    if (!worker) return Promise.resolve(here());
+    if (!worker)
+      return Promise.resolve(
+        nativeIssueLicence(this.signSecretKey, fields, contentKey, terminalSignPublicKey),
+      );
     const { boxPk, terminalId } = terminalKeys(terminalSignPublicKey);
     const json = JSON.stringify(licenceBody(fields, terminalId, ''));
     // Copies of exactly their bytes: a message carries a view's whole buffer, and a small Buffer is
@@ -83,7 +87,10 @@ export class LicenceSigner {
     };
     if (this.queued.length === 0) setImmediate(() => this.post());
     this.queued.push(request);
-    return new Promise((resolve) => this.waiting.set(request.id, { resolve, here }));
+    // No closure per licence: under tsx each named one costs a defineProperty (see BENCHMARKS.md).
+    return new Promise((resolve) =>
+      this.waiting.set(request.id, { resolve, fields, contentKey, terminalSignPublicKey }),
+    );
   }
 
   /** The worker ends; licences asked for meanwhile are issued on the event loop. */
@@ -135,6 +142,7 @@ export class LicenceSigner {
   /** Everything asked for and not answered, issued on the event loop. */
   private issueHere(): void {
     this.queued = [];
-    for (const w of this.waiting.drain()) w.resolve(w.here());
+    for (const w of this.waiting.drain())
+      w.resolve(nativeIssueLicence(this.signSecretKey, w.fields, w.contentKey, w.terminalSignPublicKey));
   }
 }

@@ -10,6 +10,7 @@ import { type FileHandle, open, rename, rm, stat } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
+import { ChurnMap } from '../../shared/churn-map.ts';
 
 export interface TitleReader {
   /** Fill `into` from byte `position`; returns how many bytes were read. */
@@ -44,64 +45,38 @@ export class DiskTitles implements TitleObjects {
    * One open file per title, shared by every delivery reading it (reads are positional). A title's
    * name carries its content hash, so the bytes behind a name never change and a file may stay
    * open between deliveries; the least recently used idle ones are closed beyond IDLE_TITLES.
+   * A ChurnMap stamped with each use, not a Map kept in order of use: moving a title to the end of a
+   * long-lived Map for every order kept the Map's outgrown tables alive (see ChurnMap).
    */
-  private readonly files = new Map<string, { fh: Promise<FileHandle>; readers: number }>();
+  private readonly files = new ChurnMap<string, OpenTitle>();
+  private uses = 0;
   async open(name: string): Promise<TitleReader> {
     let file = this.files.get(name);
-    if (file)
-      this.files.delete(name); // re-inserted below: the map is in order of last use
-    else file = { fh: open(join(this.where, name), 'r'), readers: 0 };
-    this.files.set(name, file);
+    if (!file) {
+      file = { fh: open(join(this.where, name), 'r'), readers: 0, usedAt: 0 };
+      this.files.set(name, file);
+    }
+    file.usedAt = ++this.uses;
     file.readers++;
-    const shared = file;
-    let fh: FileHandle;
     try {
-      fh = await shared.fh;
+      return new DiskTitleReader(this, file, await file.fh);
     } catch (err) {
-      shared.readers--;
-      if (this.files.get(name) === shared) this.files.delete(name);
+      file.readers--;
+      if (this.files.get(name) === file) this.files.delete(name);
       throw err;
     }
-    let closed = false;
-    // Reads go through the callback API on the handle's descriptor (half the CPU of FileHandle.read,
-    // and a delivery of small titles reads once per order); close waits for the ones in flight.
-    const reading = new Set<Promise<number>>();
-    return {
-      fd: fh.fd,
-      read: (into, position) => {
-        // A read of a chunk or less (a small title, a film's short last block) is done here: a copy
-        // from the page cache for a title in use, where the thread pool costs a hand-off each way
-        // (orders of a small title at 1,000/s: p50 7-24 ms against 14-53 in five alternating pairs,
-        // CPU within noise). A cold read of one chunk holds the event loop for one disk read; bigger
-        // reads go to the pool.
-        if (into.length <= SMALL_READ_BYTES) {
-          try {
-            return Promise.resolve(readSync(fh.fd, into, 0, into.length, position));
-          } catch (err) {
-            return Promise.reject(err);
-          }
-        }
-        const p = new Promise<number>((resolve, reject) =>
-          read(fh.fd, into, 0, into.length, position, (err, n) => (err ? reject(err) : resolve(n))),
-        );
-        reading.add(p);
-        const done = () => reading.delete(p);
-        p.then(done, done);
-        return p;
-      },
-      close: async () => {
-        if (closed) return;
-        closed = true;
-        await Promise.allSettled(reading);
-        shared.readers--;
-        await this.closeIdle(this.idleKept);
-      },
-    };
   }
   private idleKept = IDLE_TITLES;
+  /** @internal A reader let go of its title. */
+  async released(file: OpenTitle): Promise<void> {
+    file.readers--;
+    await this.closeIdle(this.idleKept);
+  }
   private async closeIdle(keep: number) {
-    const idle = [...this.files].filter(([, f]) => f.readers === 0);
-    for (const [name, f] of idle.slice(0, Math.max(0, idle.length - keep))) {
+    const idle = this.files.entries().filter(([, f]) => f.readers === 0);
+    if (idle.length <= keep) return;
+    idle.sort(([, a], [, b]) => a.usedAt - b.usedAt);
+    for (const [name, f] of idle.slice(0, idle.length - keep)) {
       this.files.delete(name);
       await (await f.fh).close();
     }
@@ -109,6 +84,65 @@ export class DiskTitles implements TitleObjects {
   async close() {
     this.idleKept = 0; // deliveries still reading close their files as they finish
     await this.closeIdle(0);
+  }
+}
+
+interface OpenTitle {
+  fh: Promise<FileHandle>;
+  readers: number;
+  /** When it was last opened, counted in opens: the least recent idle ones are closed first. */
+  usedAt: number;
+}
+
+/**
+ * One delivery's reader of a shared open title. A class, not an object of closures: under tsx each
+ * named closure made per order cost a defineProperty (BENCHMARKS.md).
+ */
+class DiskTitleReader implements TitleReader {
+  private closed = false;
+  /** Reads on the thread pool in flight: close waits for them. */
+  private reading: Set<Promise<number>> | undefined;
+  readonly fd: number;
+
+  constructor(
+    private readonly titles: DiskTitles,
+    private readonly file: OpenTitle,
+    fh: FileHandle,
+  ) {
+    this.fd = fh.fd;
+  }
+
+  // Reads go through the callback API on the handle's descriptor (half the CPU of FileHandle.read,
+  // and a delivery of small titles reads once per order).
+  read(into: Buffer, position: number): Promise<number> {
+    // A read of a chunk or less (a small title, a film's short last block) is done here: a copy
+    // from the page cache for a title in use, where the thread pool costs a hand-off each way
+    // (orders of a small title at 1,000/s: p50 7-24 ms against 14-53 in five alternating pairs,
+    // CPU within noise). A cold read of one chunk holds the event loop for one disk read; bigger
+    // reads go to the pool.
+    if (into.length <= SMALL_READ_BYTES) {
+      try {
+        return Promise.resolve(readSync(this.fd, into, 0, into.length, position));
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
+    const p = new Promise<number>((resolve, reject) =>
+      read(this.fd, into, 0, into.length, position, (err, n) => (err ? reject(err) : resolve(n))),
+    );
+    this.reading ??= new Set();
+    const reading = this.reading;
+    reading.add(p);
+    const done = () => reading.delete(p);
+    p.then(done, done);
+    return p;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.reading) await Promise.allSettled(this.reading);
+    await this.titles.released(this.file);
   }
 }
 
