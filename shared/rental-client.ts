@@ -42,10 +42,19 @@ type PushType = Exclude<ServerMessage['type'], 'result' | 'error' | 'server.hell
 export class RentalClient {
   private ws: SocketLike | undefined;
   private nextId = 1;
-  /** Requests awaiting their answer (a ChurnMap: each waits milliseconds; see churn-map.ts). */
+  /**
+   * Requests awaiting their answer (a ChurnMap: each waits milliseconds; see churn-map.ts), with
+   * their promise's own resolve and reject and their timeout: no closure of ours per request (under
+   * tsx, each named one costs a defineProperty; BENCHMARKS.md).
+   */
   private readonly waiting = new ChurnMap<
     number,
-    { type: CustomerType; resolve: (v: unknown) => void; reject: (e: Error) => void }
+    {
+      type: CustomerType;
+      resolve: (v: unknown) => void;
+      reject: (e: Error) => void;
+      timer: ReturnType<typeof setTimeout>;
+    }
   >();
   private readonly listeners = new Map<string, Set<(m: ServerMessage) => void>>();
   private openPromise: Promise<void> | undefined;
@@ -72,8 +81,10 @@ export class RentalClient {
       });
       ws.addEventListener('close', () => {
         this.openPromise = undefined;
-        for (const w of this.waiting.drain())
+        for (const w of this.waiting.drain()) {
+          clearTimeout(w.timer);
           w.reject(new RentalError('INTERNAL', 'connection to the server closed'));
+        }
         for (const fn of this.closeListeners) fn();
         if (!opened) reject(new RentalError('INTERNAL', `cannot reach the server at ${this.url}`));
       });
@@ -100,18 +111,10 @@ export class RentalClient {
         this.waiting.delete(id);
         reject(new RentalError('INTERNAL', `the server did not answer ${type} in time`));
       }, this.timeoutMs);
-      this.waiting.set(id, {
-        type,
-        resolve: (v) => {
-          clearTimeout(timer);
-          resolve(v as ResultValue<T>);
-        },
-        reject: (e) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      });
-      ws.send(JSON.stringify({ ...payload, type, id }));
+      this.waiting.set(id, { type, resolve: resolve as (v: unknown) => void, reject, timer });
+      // `type` and `id` first: properties added after a spread gave each message a hidden class of
+      // its own in V8 11 (BENCHMARKS.md). The payload carries neither.
+      ws.send(JSON.stringify({ type, id, ...payload }));
     });
   }
 
@@ -151,6 +154,7 @@ export class RentalClient {
       const w = m.re === null ? undefined : this.waiting.get(m.re);
       if (!w) return;
       this.waiting.delete(m.re as number);
+      clearTimeout(w.timer);
       if (m.type === 'error') return w.reject(new RentalError(m.code as ErrorCode, m.message, m.issues));
       const value = ResultValues[w.type].safeParse(m.value);
       if (value.success) w.resolve(value.data);

@@ -628,15 +628,14 @@ export class TerminalCore {
   }
 
   private async onOffer(link: Link, m: DeliveryOffer): Promise<void> {
-    const reject = (reason: string) => this.refuseOffer(link, m.orderId, reason);
     const problem = this.offerLayoutProblem(m);
-    if (problem) return reject(problem);
+    if (problem) return this.refuseOffer(link, m.orderId, problem);
     await this.writeChains.get(m.orderId);
     let taken: Awaited<ReturnType<TerminalCore['takeUpOffer']>>;
     try {
       taken = await this.takeUpOffer(m);
     } catch (err) {
-      if (err instanceof OfferRefused) return reject(err.message);
+      if (err instanceof OfferRefused) return this.refuseOffer(link, m.orderId, err.message);
       throw err;
     }
     const { rental, existing } = taken;
@@ -657,15 +656,9 @@ export class TerminalCore {
    */
   private onPushedOffer(link: Link, m: DeliveryOffer): void {
     const d = this.newDownload(link, rentalOf(m));
-    const refuse = (reason: string) => {
-      d.failed = true;
-      this.dropUnwritten(d);
-      if (this.downloads.get(m.orderId) === d) this.downloads.delete(m.orderId);
-      this.refuseOffer(link, m.orderId, reason);
-    };
     const problem = this.offerLayoutProblem(m);
     if (problem) {
-      refuse(problem);
+      this.refusePushed(link, d, problem);
       return;
     }
     const before = this.writeChains.get(m.orderId);
@@ -681,10 +674,22 @@ export class TerminalCore {
         if (rental.have >= rental.totalChunks) this.emit({ type: 'stored', orderId: m.orderId });
       }
     })().catch((err: unknown) => {
-      if (err instanceof OfferRefused) return refuse(err.message);
-      refuse('storage failed');
+      if (err instanceof OfferRefused) return this.refusePushed(link, d, err.message);
+      this.refusePushed(link, d, 'storage failed');
       this.guard(Promise.reject(err));
     });
+  }
+
+  /**
+   * A pushed offer refused: its chunks are dropped. A method, not a closure per offer: under tsx
+   * each named closure costs a defineProperty (BENCHMARKS.md).
+   */
+  private refusePushed(link: Link, d: Download, reason: string): void {
+    const orderId = d.rental.orderId;
+    d.failed = true;
+    this.dropUnwritten(d);
+    if (this.downloads.get(orderId) === d) this.downloads.delete(orderId);
+    this.refuseOffer(link, orderId, reason);
   }
 
   private onChunk(link: Link, frame: Uint8Array, recycle?: (data: Uint8Array) => void): void {

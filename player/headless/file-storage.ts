@@ -37,8 +37,11 @@ import { openReadWrite, replaceFile, storeWholeFile } from './file-worker.ts';
  */
 const writesInFlight = new ChurnMap<string, Promise<void>>();
 function writeAtomic(file: string, text: string | Uint8Array, durable = true, dir?: string): Promise<void> {
-  const replace = () => replaceFile(file, text, durable, dir);
-  const done = (writesInFlight.get(file) ?? Promise.resolve()).then(replace, replace);
+  // The write before never rejects (it is kept caught, below). Closures inline, not named: under
+  // tsx each named one costs a defineProperty per write (BENCHMARKS.md).
+  const done = (writesInFlight.get(file) ?? Promise.resolve()).then(() =>
+    replaceFile(file, text, durable, dir),
+  );
   const settled = done.catch(() => undefined);
   writesInFlight.set(file, settled);
   void settled.then(() => {
@@ -111,8 +114,10 @@ export class FileStorage implements TerminalStorage {
   private track<T>(p: Promise<T>): Promise<T> {
     const id = this.nextMaking++;
     this.making.set(id, p);
-    const forget = () => this.making.delete(id);
-    p.then(forget, forget);
+    p.then(
+      () => this.making.delete(id),
+      () => this.making.delete(id),
+    );
     return p;
   }
   private replace(file: string, text: string | Uint8Array, durable = true, dir?: string) {
