@@ -1,63 +1,67 @@
 /**
  * A map for entries that come and go within milliseconds, many a second: licences awaiting the
- * signing thread, an order's update cooldown, a delivery under way. It keeps them in a plain object.
+ * signing thread, an order's update cooldown, a delivery under way, a terminal's file operations.
  *
- * A long-lived `Map` or `Set` links each hash table it outgrows to the next one. Once one of those
+ * A `Map` that lives long links each hash table it outgrows to the next one. Once one of those
  * tables has reached V8's old generation, the young collections keep the chain behind it alive
  * until the next full collection: everything put into the map since (and all it referenced) was
- * promoted, although taken out long before. A lab loop with 60 KB short-lived entries, a thousand a
- * second: a long-lived Map promoted 30 MB in eight scavenges, a plain object nothing. In the orders
- * benchmark the server's old generation grew by 6.4-7.8 MB a second at 1,000/s, 4.5-5.7 with these
- * (docs/benchmarks-history.md, the twenty-first session).
+ * promoted, although taken out long before (docs/benchmarks-history.md, the twenty-first session).
+ * So this one is a `Map` that is replaced by a copy of itself when it has lived SWAP_MS and more
+ * comes in: it and its tables stay young, and the copy holds only what is still in it. (A plain
+ * object as a dictionary, the first way round it, cost 3-4 times a Map's time per key: every fresh
+ * string key is internalised; the twenty-second session.)
  */
+const SWAP_MS = 50;
+
 export class ChurnMap<K extends string | number, V> {
-  private byKey: Record<string | number, V> = Object.create(null);
-  private count = 0;
+  private map = new Map<K, V>();
+  private bornAt = Date.now();
 
   get size(): number {
-    return this.count;
+    return this.map.size;
   }
 
   get(key: K): V | undefined {
-    return this.byKey[key];
+    return this.map.get(key);
   }
 
   has(key: K): boolean {
-    return key in this.byKey;
+    return this.map.has(key);
   }
 
   set(key: K, value: V): void {
-    if (!(key in this.byKey)) this.count++;
-    this.byKey[key] = value;
+    const now = Date.now();
+    if (now - this.bornAt >= SWAP_MS) {
+      this.map = new Map(this.map);
+      this.bornAt = now;
+    }
+    this.map.set(key, value);
   }
 
   delete(key: K): boolean {
-    if (!(key in this.byKey)) return false;
-    delete this.byKey[key];
-    this.count--;
-    return true;
+    return this.map.delete(key);
   }
 
-  /** The values (whole-number keys first, ascending, then the others in the order they were set). */
+  /** The values, in the order their keys were first set. */
   values(): V[] {
-    return Object.values(this.byKey);
+    return [...this.map.values()];
   }
 
-  /** The keys, as strings (object keys are), in the order of `values`. */
-  keys(): string[] {
-    return Object.keys(this.byKey);
+  /** The keys, in the order of `values`. */
+  keys(): K[] {
+    return [...this.map.keys()];
   }
 
   /** Key and value pairs, in the order of `values`. */
-  entries(): [string, V][] {
-    return Object.entries(this.byKey);
+  entries(): [K, V][] {
+    return [...this.map.entries()];
   }
 
   /** Every value, and the map left empty. */
   drain(): V[] {
     const all = this.values();
-    this.byKey = Object.create(null);
-    this.count = 0;
+    this.map = new Map();
+    this.bornAt = Date.now();
     return all;
   }
 }

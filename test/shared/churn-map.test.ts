@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ChurnMap } from '../../shared/churn-map.ts';
 
-test('ChurnMap: set, get, has, delete and size as a Map; values and keys in order; drain empties it', () => {
+test('ChurnMap: set, get, has, delete and size as a Map; values and keys in the order set; drain empties it', () => {
   const m = new ChurnMap<string, number>();
   assert.equal(m.size, 0);
   m.set('b-order', 1);
@@ -34,7 +34,22 @@ test('ChurnMap: set, get, has, delete and size as a Map; values and keys in orde
 
   const ids = new ChurnMap<number, string>();
   for (const id of [3, 1, 2]) ids.set(id, `licence ${id}`);
-  assert.deepEqual(ids.values(), ['licence 1', 'licence 2', 'licence 3'], 'whole-number keys ascending');
+  assert.deepEqual(ids.values(), ['licence 3', 'licence 1', 'licence 2'], 'number keys in the order set');
+  assert.deepEqual(ids.keys(), [3, 1, 2], 'keys keep their type');
   ids.delete(2);
-  assert.deepEqual(ids.drain(), ['licence 1', 'licence 3']);
+  assert.deepEqual(ids.drain(), ['licence 3', 'licence 1']);
+});
+
+test('ChurnMap: replaced by a copy of itself as it ages, it keeps every entry and goes on working', async () => {
+  const m = new ChurnMap<string, number>();
+  for (let i = 0; i < 5; i++) m.set(`order-${i}`, i);
+  m.delete('order-2');
+  await new Promise((r) => setTimeout(r, 60)); // past the swap age: the next set copies
+  m.set('order-5', 5);
+  assert.equal(m.size, 5);
+  assert.deepEqual(m.keys(), ['order-0', 'order-1', 'order-3', 'order-4', 'order-5']);
+  assert.equal(m.get('order-3'), 3);
+  assert.equal(m.delete('order-0'), true);
+  assert.equal(m.has('order-0'), false);
+  assert.equal(m.size, 4);
 });
