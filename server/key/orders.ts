@@ -26,7 +26,12 @@ import type { Terminals } from './terminals.ts';
  * generation; and a named closure in the handler was a defineProperty per order (tsx keeps
  * function names). Both are in BENCHMARKS.md.
  */
-export function jobOf(order: OrderRow, kind: JobRow['kind'], runAt: number, claimedBy: string | undefined): JobRow {
+export function jobOf(
+  order: OrderRow,
+  kind: JobRow['kind'],
+  runAt: number,
+  claimedBy: string | undefined,
+): JobRow {
   return claimedBy === undefined
     ? { orderId: order.id, kind, runAt, terminalId: order.terminalId }
     : { orderId: order.id, kind, runAt, terminalId: order.terminalId, claimedBy };
