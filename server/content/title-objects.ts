@@ -45,18 +45,16 @@ export class DiskTitles implements TitleObjects {
    * One open file per title, shared by every delivery reading it (reads are positional). A title's
    * name carries its content hash, so the bytes behind a name never change and a file may stay
    * open between deliveries; the least recently used idle ones are closed beyond IDLE_TITLES.
-   * A ChurnMap stamped with each use, not a Map kept in order of use: moving a title to the end of a
-   * long-lived Map for every order kept the Map's outgrown tables alive (see ChurnMap).
+   * A ChurnMap in order of last use: moving a title to the end of a long-lived Map for every order
+   * kept the Map's outgrown tables alive (see ChurnMap).
    */
   private readonly files = new ChurnMap<string, OpenTitle>();
-  private uses = 0;
   async open(name: string): Promise<TitleReader> {
     let file = this.files.get(name);
-    if (!file) {
-      file = { fh: open(join(this.where, name), 'r'), readers: 0, usedAt: 0 };
-      this.files.set(name, file);
-    }
-    file.usedAt = ++this.uses;
+    if (file)
+      this.files.delete(name); // re-inserted below: the map is in order of last use
+    else file = { fh: open(join(this.where, name), 'r'), readers: 0 };
+    this.files.set(name, file);
     file.readers++;
     try {
       return new DiskTitleReader(this, file, await file.fh);
@@ -74,9 +72,7 @@ export class DiskTitles implements TitleObjects {
   }
   private async closeIdle(keep: number) {
     const idle = this.files.entries().filter(([, f]) => f.readers === 0);
-    if (idle.length <= keep) return;
-    idle.sort(([, a], [, b]) => a.usedAt - b.usedAt);
-    for (const [name, f] of idle.slice(0, idle.length - keep)) {
+    for (const [name, f] of idle.slice(0, Math.max(0, idle.length - keep))) {
       this.files.delete(name);
       await (await f.fh).close();
     }
@@ -90,8 +86,6 @@ export class DiskTitles implements TitleObjects {
 interface OpenTitle {
   fh: Promise<FileHandle>;
   readers: number;
-  /** When it was last opened, counted in opens: the least recent idle ones are closed first. */
-  usedAt: number;
 }
 
 /**
