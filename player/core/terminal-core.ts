@@ -844,6 +844,9 @@ export class TerminalCore {
     });
     if (upto === r.totalChunks) {
       this.downloads.delete(r.orderId);
+      // Nothing more is written for it, and its record says so: a later offer need not wait. Kept
+      // until expiry, every order's chain stayed in the map (and was copied with it, ChurnMap).
+      this.writeChains.delete(r.orderId);
       this.emit({ type: 'stored', orderId: r.orderId });
     }
   }
