@@ -1,0 +1,23 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { AttemptLimiter } from '../../server/key/attempt-limiter.ts';
+import { RentalError } from '../../shared/errors.ts';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+test('failures with ever new keys do not pile up: keys whose failures left the window are swept', async () => {
+  const limiter = new AttemptLimiter(3, 100, 'too many');
+  for (let i = 0; i < 5000; i++) limiter.fail(`old${i}@example.com`);
+  assert.equal(limiter.keysHeld, 5000, 'all within the window: all kept');
+  await sleep(150);
+  // A key that fails now and then goes on being refused, sweeps or not.
+  for (let i = 0; i < 3; i++) limiter.fail('target@example.com');
+  for (let i = 0; i < 5000; i++) limiter.fail(`new${i}@example.com`);
+  // Without the sweep: 10,001. The 5,000 old ones left the window and went with a sweep.
+  assert.ok(limiter.keysHeld <= 5001, `held ${limiter.keysHeld}`);
+  assert.throws(
+    () => limiter.check('target@example.com'),
+    (e: unknown) => e instanceof RentalError && e.code === 'RATE_LIMITED',
+  );
+  limiter.check('old1@example.com'); // its failures are over: not refused
+});
