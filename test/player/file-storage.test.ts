@@ -60,6 +60,35 @@ test('a record put without a sync is read back at once; a synced one replaces it
   await s.close();
 });
 
+test('rentals are found whether the folder index holds them (listed at the start, made since) or outgrew its bound', async () => {
+  const dir = tempDir('rd-fs-');
+  const ids = [1, 2, 3, 4, 5].map((i) => `3f2b8a8e-5a7d-4a51-9a51-0f4c2b1f6a0${i}`);
+  const unknown = '3f2b8a8e-5a7d-4a51-9a51-0f4c2b1f6a99';
+  const a = new FileStorage(dir);
+  await a.putRental(wholeRental(ids[0] as string, 10));
+  await a.putLicence(ids[0] as string, { data: 'd', sig: 's' });
+  // Listed when made: the rental and its licence, and nothing for an order it never had.
+  const b = new FileStorage(dir);
+  assert.equal((await b.rental(ids[0] as string))?.orderId, ids[0]);
+  assert.deepEqual(await b.licence(ids[0] as string), { data: 'd', sig: 's' });
+  assert.equal(await b.rental(unknown), undefined);
+  assert.equal(await b.licence(unknown), undefined);
+  assert.equal(await b.preroll(unknown), undefined);
+  assert.deepEqual(await b.readChunks(wholeRental(unknown, 10), 0, 1), []);
+  await assert.rejects(b.rental('../escape'), /invalid order id/);
+  // Made since by this storage: known.
+  await b.putRental(wholeRental(ids[1] as string, 10));
+  assert.equal((await b.rental(ids[1] as string))?.orderId, ids[1]);
+  // An index of two, outgrown: from then on the disk is asked, and finds what another wrote.
+  const c = new FileStorage(dir, 2);
+  await a.putRental(wholeRental(ids[2] as string, 10));
+  await c.putRental(wholeRental(ids[3] as string, 10));
+  await c.putRental(wholeRental(ids[4] as string, 10));
+  for (const id of ids) assert.equal((await c.rental(id))?.orderId, id);
+  assert.equal(await c.rental(unknown), undefined);
+  for (const s of [a, b, c]) await s.close();
+});
+
 test('the file worker replaces a file whole in a folder it makes, opens content, and reports failures by code', async () => {
   const dir = tempDir('rd-fw-');
   const folder = join(dir, 'rentals', 'a', 'b');
