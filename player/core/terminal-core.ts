@@ -169,7 +169,11 @@ export class TerminalCore {
   private readonly downloads = new ChurnMap<string, Download>();
   /** The last write chain per order, so a resumed download starts after the old one settled. */
   private readonly writeChains = new ChurnMap<string, Promise<void>>();
-  private readonly expiryTimers = new Map<string, ReturnType<typeof setTimeout>>();
+  /** Each rental's expiry timer, the end it was set for, and when it fires (performance.now()). */
+  private readonly expiryTimers = new Map<
+    string,
+    { timer: ReturnType<typeof setTimeout>; notAfter: number; firesAt: number }
+  >();
   private stopped = false;
   private nextId = 1;
   private pairingTimer: ReturnType<typeof setTimeout> | undefined;
@@ -211,7 +215,7 @@ export class TerminalCore {
   stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.pairingTimer);
-    for (const t of this.expiryTimers.values()) clearTimeout(t);
+    for (const e of this.expiryTimers.values()) clearTimeout(e.timer);
     for (const l of this.links.values()) l.ws?.close();
     const closed = this.opts.storage.close?.() ?? Promise.resolve();
     this.guard(closed);
@@ -906,21 +910,30 @@ export class TerminalCore {
   }
 
   private scheduleExpiry(orderId: string, notAfter: number): void {
-    clearTimeout(this.expiryTimers.get(orderId));
+    const had = this.expiryTimers.get(orderId);
     const now = this.trusted.now();
     const wait = notAfter - (now.ok ? now.now : this.clock.now());
+    // Re-check at least hourly: timers drift, and setTimeout caps at ~24.8 days.
+    const delay = Math.min(wait, 3_600_000);
+    const firesAt = performance.now() + delay;
+    // The same end asked again (an offer, then its licence), and the clock as it was: the timer
+    // stands. Replacing it cost a timer list of its own per rental (each waits a different time).
+    if (wait > 0 && had?.notAfter === notAfter && Math.abs(had.firesAt - firesAt) < 1000) return;
+    clearTimeout(had?.timer);
     if (wait <= 0) {
       this.guard(this.expire(orderId));
       return;
     }
-    // Re-check at least hourly: timers drift, and setTimeout caps at ~24.8 days.
-    const t = setTimeout(() => this.scheduleExpiry(orderId, notAfter), Math.min(wait, 3_600_000));
-    (t as { unref?: () => void }).unref?.();
-    this.expiryTimers.set(orderId, t);
+    const timer = setTimeout(() => {
+      this.expiryTimers.delete(orderId); // fired: whatever comes next is set anew
+      this.scheduleExpiry(orderId, notAfter);
+    }, delay);
+    (timer as { unref?: () => void }).unref?.();
+    this.expiryTimers.set(orderId, { timer, notAfter, firesAt });
   }
 
   private async expire(orderId: string): Promise<void> {
-    clearTimeout(this.expiryTimers.get(orderId));
+    clearTimeout(this.expiryTimers.get(orderId)?.timer);
     this.expiryTimers.delete(orderId);
     const d = this.downloads.get(orderId);
     if (d) {
