@@ -53,3 +53,33 @@ test('ChurnMap: replaced by a copy of itself as it ages, it keeps every entry an
   assert.equal(m.has('order-0'), false);
   assert.equal(m.size, 4);
 });
+
+test('ChurnMap: a map that churns is copied as it ages; one holding many entries only after as many sets', async () => {
+  // The map behind it, read through a cast: whether a set copied it is not visible otherwise.
+  const inner = (m: ChurnMap<string, number>) => (m as unknown as { map: Map<string, number> }).map;
+  const age = () => new Promise((r) => setTimeout(r, 60)); // past the swap age
+
+  const churning = new ChurnMap<string, number>();
+  for (let i = 0; i < 5; i++) churning.set(`order-${i}`, i);
+  const young = inner(churning);
+  await age();
+  churning.set('order-5', 5);
+  assert.notEqual(inner(churning), young, 'six sets, five entries: copied');
+
+  const holding = new ChurnMap<string, number>();
+  for (let i = 0; i < 20_000; i++) holding.set(`order-${i}`, i);
+  await age();
+  holding.set('new-0', 0);
+  const held = inner(holding);
+  await age();
+  for (let i = 1; i < 1000; i++) holding.set(`new-${i}`, i);
+  assert.equal(
+    inner(holding),
+    held,
+    'a thousand sets against 21,000 entries: no copy (it would cost milliseconds)',
+  );
+  for (let i = 1000; i < 21_000; i++) holding.set(`new-${i}`, i);
+  assert.notEqual(inner(holding), held, 'as many sets as it held at the last copy: copied');
+  assert.equal(holding.size, 41_000);
+  assert.equal(holding.get('order-19999'), 19_999);
+});
