@@ -54,7 +54,7 @@ import {
   UPSERT_PRESENCE,
   UPSERT_TERMINAL,
 } from './rows.ts';
-import { WalCheckpointer } from './wal-checkpointer.ts';
+import { WAL_RESTART_BYTES, WalCheckpointer } from './wal-checkpointer.ts';
 
 /**
  * How long the first write of a transaction waits for others to share its commit. Measured at 1,000
@@ -74,10 +74,13 @@ export class SqliteRepository implements Repository {
   /**
    * @param syncFile how the write-ahead log is flushed to disk (fs.fdatasync; tests hold it to see
    *   that nothing is acknowledged before its flush).
+   * @param wal the checkpoints' interval and the log's restart size (wal-checkpointer.ts; tests make
+   *   them small).
    */
   constructor(
     private readonly file: string,
     private readonly syncFile: (fd: number, done: (err: Error | null) => void) => void = fdatasync,
+    private readonly wal: { checkpointEveryMs?: number; restartBytes?: number } = {},
   ) {
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
@@ -105,10 +108,40 @@ export class SqliteRepository implements Repository {
   private startCheckpoints() {
     if (this.db.memory) return;
     this.db.pragma('wal_autocheckpoint = 0');
-    this.checkpointer = new WalCheckpointer(this.file, (error) => {
-      log('error', 'wal-checkpoint-failed', { error });
-      if (this.db.open) this.db.pragma('wal_autocheckpoint = 1000');
-    });
+    const restartBytes = this.wal.restartBytes ?? WAL_RESTART_BYTES;
+    // A log that grew past the restart size (catching up failed for a while) is cut back when it restarts.
+    this.db.pragma(`journal_size_limit = ${Math.floor(restartBytes)}`);
+    this.checkpointer = new WalCheckpointer(
+      this.file,
+      (error) => {
+        log('error', 'wal-checkpoint-failed', { error });
+        if (this.db.open) this.db.pragma('wal_autocheckpoint = 1000');
+      },
+      this.wal.checkpointEveryMs,
+      restartBytes,
+    );
+  }
+  /**
+   * Between two commits, when the worker found the log at its restart size: copy the frames its last
+   * checkpoint left (those committed while it ran) here, so the next transaction begins with nothing
+   * left to copy and SQLite writes its commit at the log's start (see wal-checkpointer.ts). Busy (the
+   * worker is checkpointing) is no error: the worker's next report tries again.
+   */
+  private catchUp(): void {
+    const frames = this.checkpointer?.restartDue;
+    if (frames === undefined || this.db.inTransaction) return;
+    (this.checkpointer as WalCheckpointer).restartDue = undefined;
+    const started = performance.now();
+    try {
+      const [done] = this.db.pragma('wal_checkpoint(PASSIVE)') as { busy: number }[];
+      log('info', 'wal-restart', {
+        frames,
+        caughtUp: done?.busy === 0,
+        ms: Math.round(performance.now() - started),
+      });
+    } catch (err) {
+      log('warn', 'wal-restart-failed', { error: String(err) });
+    }
   }
 
   private migrate(): void {
@@ -191,6 +224,7 @@ export class SqliteRepository implements Repository {
       return;
     }
     if (ops.length > 0) this.afterWalFlush(ops);
+    this.catchUp();
   }
 
   /** The WAL, open for flushing; undefined until the first durable write, null if there is none. */
