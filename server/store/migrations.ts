@@ -75,6 +75,12 @@ const MIGRATIONS: string[] = [
    CREATE TABLE terminal_presence (terminal_id TEXT PRIMARY KEY REFERENCES terminals(id),
      instance_id TEXT NOT NULL, since INTEGER NOT NULL);
    ALTER TABLE jobs ADD COLUMN claimed_by TEXT;`,
+  // 9: a terminal's jobs are looked up only for those not pending (to wake them when it connects).
+  // Indexing every job by terminal put each order's three jobs, and the deletes of two, on the leaf
+  // of its terminal among all the rentals' expiry jobs: 9.9 of the 32 pages each commit wrote to
+  // the WAL at 1,000 orders/s. Jobs not pending are the few in flight and those parked.
+  `DROP INDEX jobs_terminal;
+   CREATE INDEX jobs_terminal_waiting ON jobs(terminal_id) WHERE state <> 'pending';`,
 ];
 
 export type Dialect = 'sqlite' | 'pg';

@@ -205,6 +205,29 @@ export function repositoryContract(name: string, engine: Engine, skip: string | 
     await repo.close();
   });
 
+  test(`${name}: a terminal that connects wakes its jobs in hand or parked, not others'`, {
+    skip,
+  }, async () => {
+    const { repo } = await engine.open();
+    const a = await seed(repo);
+    const b = await seed(repo);
+    const now = Date.now();
+    const ofA = order(a.customerId, a.terminalId, now - 1000);
+    const ofB = order(b.customerId, b.terminalId, now - 1000);
+    await repo.createOrder(...placed(ofA));
+    await repo.createOrder(...placed(ofB));
+    await repo.beat('inst-a', 'all', now);
+    // Both orders' content and key jobs in hand; A's content then waits (parked) for its terminal.
+    assert.equal((await repo.dueJobs(now, 100, 'inst-a', false)).length, 4);
+    await repo.setJobState(ofA.o.id, 'content', 'parked');
+    assert.equal(await repo.wakeTerminalJobs(a.terminalId), 2, "A's parked and claimed jobs");
+    const due = (await repo.dueJobs(now, 100, 'inst-a', false)).map((j) => `${j.orderId}/${j.kind}`);
+    assert.deepEqual(due.sort(), [`${ofA.o.id}/content`, `${ofA.o.id}/key`].sort());
+    assert.equal(await repo.wakeTerminalJobs(b.terminalId), 2, "B's jobs, still in hand");
+    assert.equal(await repo.wakeTerminalJobs(b.terminalId), 0, 'pending jobs are not counted');
+    await repo.close();
+  });
+
   test(`${name}: the rate limit counts a customer's orders since a time, as they are written`, {
     skip,
   }, async () => {

@@ -1,6 +1,9 @@
-/** The storage contract on SQLite (the embedded default). */
+/** The storage contract on SQLite (the embedded default), and its schema's upgrades. */
+import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { afterEach } from 'node:test';
+import { afterEach, test } from 'node:test';
+import Database from 'better-sqlite3';
+import { migrationsFor } from '../../server/store/migrations.ts';
 import { SqliteRepository } from '../../server/store/sqlite.ts';
 import { cleanup, tempDir } from '../harness.ts';
 import { repositoryContract } from './repository-contract.ts';
@@ -12,4 +15,39 @@ repositoryContract('SQLite', {
     const file = join(tempDir(), 'rental.sqlite');
     return { repo: new SqliteRepository(file), again: async () => new SqliteRepository(file) };
   },
+});
+
+test('a store of schema 8 upgrades: a waiting job wakes, through the index of jobs not pending', async () => {
+  const file = join(tempDir(), 'rental.sqlite');
+  const old = new Database(file);
+  for (const sql of migrationsFor('sqlite').slice(0, 8)) old.exec(sql);
+  old.pragma('user_version = 8');
+  // A job of an order the test does not make.
+  old.pragma('foreign_keys = OFF');
+  old
+    .prepare(
+      "INSERT INTO jobs (order_id, kind, run_at, terminal_id, state) VALUES (?, 'content', 1, 't1', ?)",
+    )
+    .run('o1', 'parked');
+  old
+    .prepare("INSERT INTO jobs (order_id, kind, run_at, terminal_id) VALUES ('o2', 'expire', 9, 't1')")
+    .run();
+  old.close();
+  const repo = new SqliteRepository(file);
+  assert.equal(await repo.wakeTerminalJobs('t1'), 1, 'the parked job, not the pending expiry');
+  await repo.close();
+  const db = new Database(file, { readonly: true });
+  assert.equal(db.pragma('user_version', { simple: true }), migrationsFor('sqlite').length);
+  // Every order's jobs on one index by terminal cost a third of each commit's pages (migrations.ts).
+  const plan = db
+    .prepare(
+      "EXPLAIN QUERY PLAN UPDATE jobs SET state = 'pending' WHERE terminal_id = ? AND state != 'pending'",
+    )
+    .all('t1') as { detail: string }[];
+  assert.match(plan.map((p) => p.detail).join(' '), /USING INDEX jobs_terminal_waiting/);
+  assert.deepEqual(
+    db.prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND name = 'jobs_terminal'").all(),
+    [],
+  );
+  db.close();
 });
