@@ -41,6 +41,7 @@ import {
   impressionParams,
   jobOf,
   jobParams,
+  LATEST_CLASSIFICATION,
   NAMED_ORDER_SELECT,
   namedOrderOf,
   orderOf,
@@ -288,10 +289,7 @@ export class PgRepository implements Repository {
     ).map(classificationOf);
   }
   async latestClassification(customerId: string) {
-    const r = await this.get(
-      'SELECT * FROM classifications WHERE customer_id = ? ORDER BY created_at DESC LIMIT 1',
-      [customerId],
-    );
+    const r = await this.get(LATEST_CLASSIFICATION, [customerId]);
     return r && segmentsOf(classificationOf(r));
   }
 

@@ -139,6 +139,13 @@ export const UPSERT_CATALOG = `INSERT INTO catalog (item_number, title, genre, y
          synopsis=excluded.synopsis, duration_s=excluded.duration_s, price_cents=excluded.price_cents,
          poster_file=excluded.poster_file, media_file=excluded.media_file, mime_type=excluded.mime_type,
          size=excluded.size, sha256=excluded.sha256`;
+/**
+ * A customer's newest classification, through their newest order (every order has one, written with
+ * it): by the orders' index by customer, not a walk back through everyone's classifications by time,
+ * which for a customer who last ordered long ago read the whole table, for every ad picked for them.
+ */
+export const LATEST_CLASSIFICATION = `SELECT c.* FROM orders o JOIN classifications c ON c.order_id = o.id
+    WHERE o.customer_id = ? ORDER BY o.created_at DESC LIMIT 1`;
 export const INSERT_CLASSIFICATION = `INSERT INTO classifications (order_id, customer_id, item_number, created_at, genre, age_band, region,
            day_part, length_band, terminal_type) VALUES (?,?,?,?,?,?,?,?,?,?)`;
 export const INSERT_AD = `INSERT INTO ads (id, text, creative_file, mime_type, segments, starts_at, ends_at, weight, created_at)

@@ -41,6 +41,7 @@ import {
   impressionParams,
   jobOf,
   jobParams,
+  LATEST_CLASSIFICATION,
   NAMED_ORDER_SELECT,
   namedOrderOf,
   orderOf,
@@ -533,10 +534,7 @@ export class SqliteRepository implements Repository {
     );
   }
   async latestClassification(customerId: string) {
-    const r = this.get(
-      'SELECT * FROM classifications WHERE customer_id = ? ORDER BY created_at DESC LIMIT 1',
-      customerId,
-    );
+    const r = this.get(LATEST_CLASSIFICATION, customerId);
     return r && segmentsOf(classificationOf(r));
   }
 

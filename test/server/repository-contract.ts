@@ -228,6 +228,25 @@ export function repositoryContract(name: string, engine: Engine, skip: string | 
     await repo.close();
   });
 
+  test(`${name}: a customer's latest classification is their newest order's, whoever ordered since`, {
+    skip,
+  }, async () => {
+    const { repo } = await engine.open();
+    const a = await seed(repo);
+    const b = await seed(repo);
+    const now = Date.now();
+    const older: Classification = { ...CLASSIFIED, genre: 'comedy' };
+    await repo.createOrder(order(a.customerId, a.terminalId, now - 5_000).o, [], older);
+    const newest: Classification = { ...CLASSIFIED, dayPart: 'morning' };
+    await repo.createOrder(order(a.customerId, a.terminalId, now - 4_000).o, [], newest);
+    for (let i = 0; i < 5; i++)
+      await repo.createOrder(order(b.customerId, b.terminalId, now - 3_000 + i).o, [], CLASSIFIED);
+    assert.equal((await repo.latestClassification(a.customerId))?.dayPart, 'morning');
+    assert.equal((await repo.latestClassification(a.customerId))?.genre, 'drama');
+    assert.equal(await repo.latestClassification(randomUUID()), undefined);
+    await repo.close();
+  });
+
   test(`${name}: the rate limit counts a customer's orders since a time, as they are written`, {
     skip,
   }, async () => {

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterEach, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { migrationsFor } from '../../server/store/migrations.ts';
+import { LATEST_CLASSIFICATION } from '../../server/store/rows.ts';
 import { SqliteRepository } from '../../server/store/sqlite.ts';
 import { cleanup, tempDir } from '../harness.ts';
 import { repositoryContract } from './repository-contract.ts';
@@ -50,4 +51,15 @@ test('a store of schema 8 upgrades: a waiting job wakes, through the index of jo
     [],
   );
   db.close();
+});
+
+test("a customer's latest classification is found through the orders' index, not a walk through all", () => {
+  const db = new Database(':memory:');
+  for (const sql of migrationsFor('sqlite')) db.exec(sql);
+  const plan = (db.prepare(`EXPLAIN QUERY PLAN ${LATEST_CLASSIFICATION}`).all('c') as { detail: string }[])
+    .map((p) => p.detail)
+    .join('; ');
+  db.close();
+  assert.match(plan, /SEARCH o USING (COVERING )?INDEX orders_customer \(customer_id=\?\)/);
+  assert.doesNotMatch(plan, /SCAN|TEMP B-TREE/, plan);
 });
