@@ -102,6 +102,12 @@ export function order(customerId: string, terminalId: string, at: number): { o: 
 /** An order as `createOrder` takes it. */
 const placed = ({ o, jobs }: { o: OrderRow; jobs: JobRow[] }) => [o, jobs, CLASSIFIED] as const;
 
+/** A new store with two customers, each with a linked terminal. */
+async function twoCustomers(engine: Engine) {
+  const { repo } = await engine.open();
+  return { repo, a: await seed(repo), b: await seed(repo), now: Date.now() };
+}
+
 export function repositoryContract(name: string, engine: Engine, skip: string | false = false) {
   test(`${name}: accounts, roles, sessions; an e-mail is taken once`, { skip }, async () => {
     const { repo } = await engine.open();
@@ -208,10 +214,7 @@ export function repositoryContract(name: string, engine: Engine, skip: string | 
   test(`${name}: a terminal that connects wakes its jobs in hand or parked, not others'`, {
     skip,
   }, async () => {
-    const { repo } = await engine.open();
-    const a = await seed(repo);
-    const b = await seed(repo);
-    const now = Date.now();
+    const { repo, a, b, now } = await twoCustomers(engine);
     const ofA = order(a.customerId, a.terminalId, now - 1000);
     const ofB = order(b.customerId, b.terminalId, now - 1000);
     await repo.createOrder(...placed(ofA));
@@ -231,10 +234,7 @@ export function repositoryContract(name: string, engine: Engine, skip: string | 
   test(`${name}: a customer's latest classification is their newest order's, whoever ordered since`, {
     skip,
   }, async () => {
-    const { repo } = await engine.open();
-    const a = await seed(repo);
-    const b = await seed(repo);
-    const now = Date.now();
+    const { repo, a, b, now } = await twoCustomers(engine);
     const older: Classification = { ...CLASSIFIED, genre: 'comedy' };
     await repo.createOrder(order(a.customerId, a.terminalId, now - 5_000).o, [], older);
     const newest: Classification = { ...CLASSIFIED, dayPart: 'morning' };
