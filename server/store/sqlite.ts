@@ -129,9 +129,9 @@ export class SqliteRepository implements Repository {
    * worker is checkpointing) is no error: the worker's next report tries again.
    */
   private catchUp(): void {
-    const frames = this.checkpointer?.restartDue;
-    if (frames === undefined || this.db.inTransaction) return;
-    (this.checkpointer as WalCheckpointer).restartDue = undefined;
+    if (this.db.inTransaction) return;
+    const frames = this.checkpointer?.takeRestart();
+    if (frames === undefined) return;
     const started = performance.now();
     try {
       const [done] = this.db.pragma('wal_checkpoint(PASSIVE)') as { busy: number }[];

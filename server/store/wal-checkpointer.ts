@@ -60,11 +60,14 @@ export class WalCheckpointer {
   private readonly worker: Worker;
   private stopped: Promise<void> | undefined;
   private exited = false;
-  /**
-   * Frames in the log at the worker's last checkpoint, when that reached the restart size; the
-   * writer catches up at its next commit and clears it.
-   */
-  restartDue: number | undefined;
+  /** Frames in the log at the worker's last checkpoint, when that reached the restart size. */
+  private restartDue: number | undefined;
+  /** The log's size in frames, once, if the worker found it at the restart size: the writer catches up. */
+  takeRestart(): number | undefined {
+    const frames = this.restartDue;
+    this.restartDue = undefined;
+    return frames;
+  }
 
   /** @param onError called when a checkpoint failed, or the worker died (the caller falls back). */
   constructor(
