@@ -18,7 +18,7 @@ repositoryContract('SQLite', {
   },
 });
 
-test('a store of schema 8 upgrades: a waiting job wakes, through the index of jobs not pending', async () => {
+test('a store of schema 8 upgrades: a waiting job wakes, and is due, through the indexes of jobs not pending and pending', async () => {
   const file = join(tempDir(), 'rental.sqlite');
   const old = new Database(file);
   for (const sql of migrationsFor('sqlite').slice(0, 8)) old.exec(sql);
@@ -36,6 +36,7 @@ test('a store of schema 8 upgrades: a waiting job wakes, through the index of jo
   old.close();
   const repo = new SqliteRepository(file);
   assert.equal(await repo.wakeTerminalJobs('t1'), 1, 'the parked job, not the pending expiry');
+  assert.equal(await repo.nextJobAt(0), 1, 'the woken job is the first due');
   await repo.close();
   const db = new Database(file, { readonly: true });
   assert.equal(db.pragma('user_version', { simple: true }), migrationsFor('sqlite').length);
@@ -46,8 +47,16 @@ test('a store of schema 8 upgrades: a waiting job wakes, through the index of jo
     )
     .all('t1') as { detail: string }[];
   assert.match(plan.map((p) => p.detail).join(' '), /USING INDEX jobs_terminal_waiting/);
+  const due = db
+    .prepare("EXPLAIN QUERY PLAN SELECT MIN(run_at) FROM jobs WHERE state = 'pending' AND run_at > ?")
+    .all(0) as { detail: string }[];
+  assert.match(due.map((p) => p.detail).join(' '), /USING COVERING INDEX jobs_pending_due/);
   assert.deepEqual(
-    db.prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND name = 'jobs_terminal'").all(),
+    db
+      .prepare(
+        "SELECT name FROM sqlite_schema WHERE type = 'index' AND name IN ('jobs_terminal', 'jobs_due')",
+      )
+      .all(),
     [],
   );
   db.close();
