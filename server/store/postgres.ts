@@ -43,6 +43,7 @@ import {
   jobParams,
   LATEST_CLASSIFICATION,
   NAMED_ORDER_SELECT,
+  NEXT_JOB_AT,
   namedOrderOf,
   orderOf,
   orderParams,
@@ -54,6 +55,7 @@ import {
   UPSERT_CATALOG,
   UPSERT_PRESENCE,
   UPSERT_TERMINAL,
+  WAKE_TERMINAL_JOBS,
 } from './rows.ts';
 
 // Epoch milliseconds are BIGINT, counts are BIGINT, sums are NUMERIC: all fit a JS number here.
@@ -372,18 +374,14 @@ export class PgRepository implements Repository {
     return this.run(RECOVER_JOBS, [now - INSTANCE_LIVE_MS]);
   }
   async nextJobAt(after: number) {
-    const r = await this.get("SELECT MIN(run_at) AS t FROM jobs WHERE state = 'pending' AND run_at > ?", [
-      after,
-    ]);
+    const r = await this.get(NEXT_JOB_AT, [after]);
     return (r?.t as number | null) ?? undefined;
   }
   async setJobState(orderId: string, kind: JobKind, state: JobState) {
     await this.run('UPDATE jobs SET state = ? WHERE order_id = ? AND kind = ?', [state, orderId, kind]);
   }
   async wakeTerminalJobs(terminalId: string) {
-    return this.run("UPDATE jobs SET state = 'pending' WHERE terminal_id = ? AND state <> 'pending'", [
-      terminalId,
-    ]);
+    return this.run(WAKE_TERMINAL_JOBS, [terminalId]);
   }
   async resetJobStates() {
     await this.run("UPDATE jobs SET state = 'pending' WHERE state <> 'pending'");

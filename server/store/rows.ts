@@ -119,6 +119,11 @@ export const DUE_JOBS_WHERE = `j.state = 'pending' AND j.run_at <= ? AND (
       WHERE p.terminal_id = j.terminal_id AND i.beat_at > ? AND p.instance_id <> ?))`;
 
 // Statements both engines run as they are.
+/** The next pending job's time (the queue's timer); served by the index of pending jobs by time. */
+export const NEXT_JOB_AT = "SELECT MIN(run_at) AS t FROM jobs WHERE state = 'pending' AND run_at > ?";
+/** A connecting terminal's jobs in hand or parked, pending again; served by the index of jobs not pending. */
+export const WAKE_TERMINAL_JOBS =
+  "UPDATE jobs SET state = 'pending' WHERE terminal_id = ? AND state <> 'pending'";
 export const INSERT_JOB =
   'INSERT INTO jobs (order_id, kind, run_at, terminal_id, state, claimed_by) VALUES (?,?,?,?,?,?)';
 export const jobParams = (j: JobRow) => [

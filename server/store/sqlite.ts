@@ -43,6 +43,7 @@ import {
   jobParams,
   LATEST_CLASSIFICATION,
   NAMED_ORDER_SELECT,
+  NEXT_JOB_AT,
   namedOrderOf,
   orderOf,
   orderParams,
@@ -54,6 +55,7 @@ import {
   UPSERT_CATALOG,
   UPSERT_PRESENCE,
   UPSERT_TERMINAL,
+  WAKE_TERMINAL_JOBS,
 } from './rows.ts';
 import { WAL_RESTART_BYTES, WalCheckpointer } from './wal-checkpointer.ts';
 
@@ -689,17 +691,14 @@ export class SqliteRepository implements Repository {
     return this.run(RECOVER_JOBS, now - INSTANCE_LIVE_MS).changes;
   }
   async nextJobAt(after: number) {
-    const r = this.get("SELECT MIN(run_at) AS t FROM jobs WHERE state = 'pending' AND run_at > ?", after);
+    const r = this.get(NEXT_JOB_AT, after);
     return (r?.t as number | null) ?? undefined;
   }
   async setJobState(orderId: string, kind: JobKind, state: JobState) {
     this.deferred('UPDATE jobs SET state = ? WHERE order_id = ? AND kind = ?', state, orderId, kind);
   }
   async wakeTerminalJobs(terminalId: string) {
-    return this.run(
-      "UPDATE jobs SET state = 'pending' WHERE terminal_id = ? AND state != 'pending'",
-      terminalId,
-    ).changes;
+    return this.run(WAKE_TERMINAL_JOBS, terminalId).changes;
   }
   async resetJobStates() {
     this.run("UPDATE jobs SET state = 'pending' WHERE state != 'pending'");

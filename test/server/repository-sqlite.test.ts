@@ -4,12 +4,18 @@ import { join } from 'node:path';
 import { afterEach, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { migrationsFor } from '../../server/store/migrations.ts';
-import { LATEST_CLASSIFICATION } from '../../server/store/rows.ts';
+import { LATEST_CLASSIFICATION, NEXT_JOB_AT, WAKE_TERMINAL_JOBS } from '../../server/store/rows.ts';
 import { SqliteRepository } from '../../server/store/sqlite.ts';
 import { cleanup, tempDir } from '../harness.ts';
 import { repositoryContract } from './repository-contract.ts';
 
 afterEach(cleanup);
+
+/** How SQLite would run a statement: its plan's steps, joined. */
+function planOf(db: Database.Database, sql: string, ...args: unknown[]): string {
+  const steps = db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...args) as { detail: string }[];
+  return steps.map((p) => p.detail).join('; ');
+}
 
 repositoryContract('SQLite', {
   async open() {
@@ -41,16 +47,9 @@ test('a store of schema 8 upgrades: a waiting job wakes, and is due, through the
   const db = new Database(file, { readonly: true });
   assert.equal(db.pragma('user_version', { simple: true }), migrationsFor('sqlite').length);
   // Every order's jobs on one index by terminal cost a third of each commit's pages (migrations.ts).
-  const plan = db
-    .prepare(
-      "EXPLAIN QUERY PLAN UPDATE jobs SET state = 'pending' WHERE terminal_id = ? AND state != 'pending'",
-    )
-    .all('t1') as { detail: string }[];
-  assert.match(plan.map((p) => p.detail).join(' '), /USING INDEX jobs_terminal_waiting/);
-  const due = db
-    .prepare("EXPLAIN QUERY PLAN SELECT MIN(run_at) FROM jobs WHERE state = 'pending' AND run_at > ?")
-    .all(0) as { detail: string }[];
-  assert.match(due.map((p) => p.detail).join(' '), /USING COVERING INDEX jobs_pending_due/);
+  // The statements the store runs (rows.ts), not copies of them.
+  assert.match(planOf(db, WAKE_TERMINAL_JOBS, 't1'), /USING INDEX jobs_terminal_waiting/);
+  assert.match(planOf(db, NEXT_JOB_AT, 0), /USING COVERING INDEX jobs_pending_due/);
   assert.deepEqual(
     db
       .prepare(
@@ -65,9 +64,7 @@ test('a store of schema 8 upgrades: a waiting job wakes, and is due, through the
 test("a customer's latest classification is found through the orders' index, not a walk through all", () => {
   const db = new Database(':memory:');
   for (const sql of migrationsFor('sqlite')) db.exec(sql);
-  const plan = (db.prepare(`EXPLAIN QUERY PLAN ${LATEST_CLASSIFICATION}`).all('c') as { detail: string }[])
-    .map((p) => p.detail)
-    .join('; ');
+  const plan = planOf(db, LATEST_CLASSIFICATION, 'c');
   db.close();
   assert.match(plan, /SEARCH o USING (COVERING )?INDEX orders_customer \(customer_id=\?\)/);
   assert.doesNotMatch(plan, /SCAN|TEMP B-TREE/, plan);
