@@ -51,7 +51,7 @@ export function log(level: LogLevel, event: string, fields: Record<string, unkno
   // for nearly every order at 1,000 orders/s. Info lines wait up to INFO_LINES_WAIT_MS; a warning
   // or an error goes out at the end of its turn, with everything before it; a long burst is written
   // as it grows, and nothing waits past exit.
-  if (lines.length >= MAX_BUFFERED_LINES) flushLogs();
+  if (lines.length >= MAX_WAITING_LINES) flushLogs();
   else if (level !== 'info') flushSoon ??= setImmediate(flushLogs);
   else if (flushLater === undefined) {
     flushLater = setTimeout(flushLogs, INFO_LINES_WAIT_MS);
@@ -59,7 +59,11 @@ export function log(level: LogLevel, event: string, fields: Record<string, unkno
   }
 }
 
-const MAX_BUFFERED_LINES = 256;
+/**
+ * Lines written together at most (about 10 KB): a write to a pipe blocks the event loop until it
+ * fits, so one far bigger than its reader drains at a time would hold the server up for the reader.
+ */
+export const MAX_WAITING_LINES = 64;
 export const INFO_LINES_WAIT_MS = 100;
 let lines: string[] = [];
 let flushSoon: NodeJS.Immediate | undefined;
