@@ -46,33 +46,15 @@ export function log(level: LogLevel, event: string, fields: Record<string, unkno
     if (value !== undefined) line += head + value; // as JSON.stringify drops undefined and functions
   }
   lines.push(`${line}}\n`);
-  // stderr on a pipe is a blocking write per call, and each write wakes whatever reads the pipe
-  // (a log shipper, journald, the benchmark): once a turn, that was a write and a wake-up at each end
-  // for nearly every order at 1,000 orders/s. Info lines wait up to INFO_LINES_WAIT_MS; a warning
-  // or an error goes out at the end of its turn, with everything before it; a long burst is written
-  // as it grows, and nothing waits past exit.
-  if (lines.length >= MAX_WAITING_LINES) flushLogs();
-  else if (level !== 'info') flushSoon ??= setImmediate(flushLogs);
-  else if (flushLater === undefined) {
-    flushLater = setTimeout(flushLogs, INFO_LINES_WAIT_MS);
-    flushLater.unref(); // a line waiting to be written does not keep a stopping server up
-  }
+  // Lines of one turn go out in one write (stderr on a pipe is a blocking write per call, several
+  // per order on a busy server); a long burst is written as it grows, and nothing waits past exit.
+  if (lines.length === 1) setImmediate(flushLogs);
+  else if (lines.length >= MAX_BUFFERED_LINES) flushLogs();
 }
 
-/**
- * Lines written together at most (about 40 KB): a long burst is written as it grows. (A busy turn
- * at the benchmark's maximum logs about this many; capping writes at 64 lines doubled its writes.)
- */
-export const MAX_WAITING_LINES = 256;
-export const INFO_LINES_WAIT_MS = 100;
+const MAX_BUFFERED_LINES = 256;
 let lines: string[] = [];
-let flushSoon: NodeJS.Immediate | undefined;
-let flushLater: NodeJS.Timeout | undefined;
 export function flushLogs(): void {
-  if (flushSoon !== undefined) clearImmediate(flushSoon);
-  if (flushLater !== undefined) clearTimeout(flushLater);
-  flushSoon = undefined;
-  flushLater = undefined;
   if (lines.length === 0) return;
   const text = lines.join('');
   lines = [];

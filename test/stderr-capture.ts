@@ -1,12 +1,9 @@
 /** What a piece of code writes to stderr, the server's buffered log lines included. */
 import { flushLogs } from '../server/log.ts';
 
-/**
- * Run `fn` with stderr captured: the text written, and in how many writes (log lines flushed at both
- * ends). `fn` may look at what has been written so far.
- */
+/** Run `fn` with stderr captured: the text written, and in how many writes (log lines flushed at both ends). */
 export async function capturedStderr(
-  fn: (sofar: () => { text: string; writes: number }) => Promise<void> | void,
+  fn: () => Promise<void> | void,
 ): Promise<{ text: string; writes: number }> {
   flushLogs();
   let text = '';
@@ -18,7 +15,7 @@ export async function capturedStderr(
     return true;
   }) as typeof process.stderr.write;
   try {
-    await fn(() => ({ text, writes }));
+    await fn();
     flushLogs();
   } finally {
     process.stderr.write = write;

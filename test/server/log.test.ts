@@ -1,7 +1,7 @@
 /** Log lines: one JSON object per line, secret-looking fields redacted by name, quiet drops info. */
 import assert from 'node:assert/strict';
 import { afterEach, test } from 'node:test';
-import { INFO_LINES_WAIT_MS, log, MAX_WAITING_LINES, setQuietLogs } from '../../server/log.ts';
+import { log, setQuietLogs } from '../../server/log.ts';
 import { capturedStderr } from '../stderr-capture.ts';
 
 afterEach(() => setQuietLogs(false));
@@ -72,32 +72,4 @@ test('lines of one turn leave in one write, in order; quiet drops info lines onl
       ['error', 'second'],
     ],
   );
-});
-
-test('info lines wait to share a write; a warning takes them out with it at the end of its turn', async (t) => {
-  t.mock.timers.enable({ apis: ['setTimeout', 'setImmediate'] });
-  const { text, writes } = await capturedStderr((sofar) => {
-    log('info', 'a');
-    t.mock.timers.tick(0);
-    log('info', 'b'); // a later turn: no timer of its own
-    t.mock.timers.tick(INFO_LINES_WAIT_MS - 1);
-    assert.equal(sofar().writes, 0, 'info lines wait');
-    t.mock.timers.tick(1);
-    assert.equal(sofar().writes, 1, 'both in one write once the first has waited its time');
-    log('info', 'c');
-    log('warn', 'd');
-    t.mock.timers.tick(0);
-    assert.equal(sofar().writes, 2, 'a warning goes at the end of its turn, with the info line before it');
-    t.mock.timers.tick(INFO_LINES_WAIT_MS);
-    assert.equal(sofar().writes, 2, 'nothing was left waiting');
-    for (let i = 0; i < MAX_WAITING_LINES; i++) log('info', 'burst');
-    assert.equal(sofar().writes, 3, 'a long burst is written as it grows');
-  });
-  assert.equal(writes, 3);
-  const events = text
-    .trimEnd()
-    .split('\n')
-    .map((l) => (JSON.parse(l) as { event: string }).event);
-  assert.deepEqual(events.slice(0, 4), ['a', 'b', 'c', 'd']);
-  assert.equal(events.length, 4 + MAX_WAITING_LINES);
 });
