@@ -48,6 +48,7 @@ import {
   orderOf,
   orderParams,
   RECOVER_JOBS,
+  RESET_JOB_STATES,
   type Row,
   segmentsOf,
   TERMINAL_SELECT,
@@ -384,7 +385,7 @@ export class PgRepository implements Repository {
     return this.run(WAKE_TERMINAL_JOBS, [terminalId]);
   }
   async resetJobStates() {
-    await this.run("UPDATE jobs SET state = 'pending' WHERE state <> 'pending'");
+    await this.run(RESET_JOB_STATES);
   }
   async completeJob(orderId: string, kind: JobKind) {
     await this.run('DELETE FROM jobs WHERE order_id = ? AND kind = ?', [orderId, kind]);

@@ -124,6 +124,8 @@ export const NEXT_JOB_AT = "SELECT MIN(run_at) AS t FROM jobs WHERE state = 'pen
 /** A connecting terminal's jobs in hand or parked, pending again; served by the index of jobs not pending. */
 export const WAKE_TERMINAL_JOBS =
   "UPDATE jobs SET state = 'pending' WHERE terminal_id = ? AND state <> 'pending'";
+/** Every job in hand or parked, pending again (at startup); walks the index of jobs not pending. */
+export const RESET_JOB_STATES = "UPDATE jobs SET state = 'pending' WHERE state <> 'pending'";
 export const INSERT_JOB =
   'INSERT INTO jobs (order_id, kind, run_at, terminal_id, state, claimed_by) VALUES (?,?,?,?,?,?)';
 export const jobParams = (j: JobRow) => [

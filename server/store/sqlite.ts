@@ -48,6 +48,7 @@ import {
   orderOf,
   orderParams,
   RECOVER_JOBS,
+  RESET_JOB_STATES,
   type Row,
   segmentsOf,
   TERMINAL_SELECT,
@@ -701,7 +702,7 @@ export class SqliteRepository implements Repository {
     return this.run(WAKE_TERMINAL_JOBS, terminalId).changes;
   }
   async resetJobStates() {
-    this.run("UPDATE jobs SET state = 'pending' WHERE state != 'pending'");
+    this.run(RESET_JOB_STATES);
   }
   async completeJob(orderId: string, kind: JobKind) {
     this.deferred('DELETE FROM jobs WHERE order_id = ? AND kind = ?', orderId, kind);

@@ -4,7 +4,13 @@ import { join } from 'node:path';
 import { afterEach, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { migrationsFor } from '../../server/store/migrations.ts';
-import { LATEST_CLASSIFICATION, NEXT_JOB_AT, WAKE_TERMINAL_JOBS } from '../../server/store/rows.ts';
+import {
+  LATEST_CLASSIFICATION,
+  NEXT_JOB_AT,
+  RECOVER_JOBS,
+  RESET_JOB_STATES,
+  WAKE_TERMINAL_JOBS,
+} from '../../server/store/rows.ts';
 import { SqliteRepository } from '../../server/store/sqlite.ts';
 import { cleanup, tempDir } from '../harness.ts';
 import { repositoryContract } from './repository-contract.ts';
@@ -50,6 +56,9 @@ test('a store of schema 8 upgrades: a waiting job wakes, and is due, through the
   // The statements the store runs (rows.ts), not copies of them.
   assert.match(planOf(db, WAKE_TERMINAL_JOBS, 't1'), /USING INDEX jobs_terminal_waiting/);
   assert.match(planOf(db, NEXT_JOB_AT, 0), /USING COVERING INDEX jobs_pending_due/);
+  // Recovering a dead instance's jobs and the reset at startup walk only the jobs not pending.
+  assert.match(planOf(db, RECOVER_JOBS, 0), /SCAN jobs USING INDEX jobs_terminal_waiting/);
+  assert.match(planOf(db, RESET_JOB_STATES), /SCAN jobs USING INDEX jobs_terminal_waiting/);
   assert.deepEqual(
     db
       .prepare(
