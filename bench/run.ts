@@ -46,6 +46,7 @@ import {
   startServer,
   stealMeter,
 } from './bench-kit.ts';
+import { pageFaultMicros, systemCallMicros, wakeRoundTripMicros } from './machine-costs.ts';
 import { measureOrderFloor } from './order-floor.ts';
 import { percentile } from './percentile.ts';
 
@@ -388,6 +389,22 @@ async function main(): Promise<number> {
     `push ${wasm.push.toFixed(0)} / pull ${wasm.pull.toFixed(0)} MB/s`,
     'baseline',
     '1.00',
+  );
+
+  // What every hand-off pays on this machine, so a figure can be read against its host's costs.
+  const machine = {
+    syscall: Math.min(systemCallMicros(), systemCallMicros()),
+    fault: Math.min(pageFaultMicros(), pageFaultMicros()),
+    wake: Math.min(await wakeRoundTripMicros(), await wakeRoundTripMicros()),
+  };
+  results.machine_system_call_us = machine.syscall;
+  results.machine_page_fault_us = machine.fault;
+  results.machine_wake_round_trip_us = machine.wake;
+  row(
+    "this machine's own costs (the least of two tries each)",
+    `a system call ${machine.syscall.toFixed(2)} µs; a page fault on new memory ${machine.fault.toFixed(1)} µs (${((machine.fault * 256) / 1000).toFixed(2)} ms per MiB); a sleeping thread woken and waking this one back ${machine.wake.toFixed(1)} µs`,
+    'baseline',
+    '',
   );
 
   if (want('delivery')) {
