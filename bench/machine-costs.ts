@@ -27,8 +27,8 @@ export function systemCallMicros(calls = 200_000): number {
 /** µs a first touch of a 4 KiB page of new memory costs (a minor fault), less touching it again. */
 export function pageFaultMicros(mib = 64): number {
   const pages = (mib * 1024 * 1024) / 4096;
-  // allocUnsafeSlow: fresh memory from the system, never a pooled slab the process has touched.
-  const buf = Buffer.allocUnsafeSlow(pages * 4096);
+  // A WebAssembly.Memory is a mapping of its own, never a pooled slab the process has touched.
+  const buf = new Uint8Array(new WebAssembly.Memory({ initial: pages / 16 }).buffer);
   const touch = (v: number) => {
     const t = performance.now();
     for (let i = 0; i < buf.length; i += 4096) buf[i] = v;
