@@ -2,7 +2,7 @@
  * What this machine charges for the three things every hand-off in the product pays for: a system
  * call, a page of memory new to the process, and waking another thread. On this project's VMs
  * (paravirtualised, page-table isolation without PCID) a system call took about 1 µs and a page
- * fault about 10 µs, several times an ordinary host's; the table prints them beside the figures so
+ * fault about 10 µs, many times what bare metal takes; the table prints them beside the figures so
  * that a run on another machine can be read against its own.
  */
 import { fstatSync } from 'node:fs';

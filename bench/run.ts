@@ -393,7 +393,7 @@ async function main(): Promise<number> {
 
   // What every hand-off pays on this machine, so a figure can be read against its host's costs.
   // The least of two tries, as noise only adds; a page fault the median of three, as one try in
-  // twelve came out at 0.1 µs a page instead of 10 (memory found in place, for a reason not found).
+  // twelve came out at 0.1 µs a page instead of 10 (the memory already in place; why is not known).
   const machine = {
     syscall: Math.min(systemCallMicros(), systemCallMicros()),
     fault: median([pageFaultMicros(), pageFaultMicros(), pageFaultMicros()]).value,
