@@ -12,7 +12,8 @@ import { Worker } from 'node:worker_threads';
 /** µs a system call costs from JavaScript, less the same loop's cost without one (a vDSO clock read). */
 export function systemCallMicros(calls = 200_000): number {
   // getuid goes to the kernel every time (neither Node nor libc caches it); fstat where it is missing.
-  const call = process.getuid ? () => process.getuid?.() : () => fstatSync(0);
+  const getuid = process.getuid;
+  const call = getuid ? () => getuid() : () => fstatSync(0);
   const time = (f: () => unknown) => {
     const t = performance.now();
     for (let i = 0; i < calls; i++) f();
